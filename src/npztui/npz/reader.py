@@ -1,0 +1,626 @@
+"""Safe, lazy, header-only inspection of `.npz`/`.npy` files and bounded array reads.
+
+Why this exists instead of `np.load`: listing a 10 GB file must cost a few
+kilobytes of I/O. We read the zip central directory and, per member, only the
+`.npy` header (for a deflated member we inflate just enough bytes for it).
+Array data is read only on request, by row range, with a byte cap, and object
+arrays are never unpickled here (see `safe_pickle` for the one exception:
+metadata).
+
+The header parsing mirrors numpy's `lib/_format_impl.py` (magic, version 1/2/3,
+`ast.literal_eval` of the header dict, `descr_to_dtype`) so that shapes, dtypes
+and fortran order agree with `np.load` on everything numpy itself accepts.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import math
+import os
+import stat
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from numpy.lib.format import descr_to_dtype
+
+from .errors import (
+    CorruptError,
+    NotNpzError,
+    NpzError,
+    RefusedError,
+    TooLargeError,
+    TruncatedError,
+    error_from_os,
+)
+
+NPY_MAGIC = b"\x93NUMPY"
+_ZIP_LOCAL = b"PK\x03\x04"
+_ZIP_EOCD = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP64_EOCD = b"PK\x06\x06"
+_EOCD_LEN = 22
+_LOCAL_HEADER_LEN = 30
+_COMPRESSION_NAMES = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflated",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+}
+# Deflate cannot expand more than ~1032:1; a member claiming more is lying
+# about its sizes (a classic zip-bomb trait) and is refused before inflating.
+_DEFLATE_MAX_RATIO = 1100
+_STREAM_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on everything a file controls. Defaults follow SPEC §2."""
+
+    max_read_bytes: int = 1 << 30
+    max_metadata_bytes: int = 16 << 20
+    max_members: int = 65_536
+    max_name_length: int = 1_024
+    max_header_bytes: int = 10_000  # numpy's own np.load default
+    max_central_directory_bytes: int = 128 << 20
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """What the `.npy` header of one member says, plus where its bytes live."""
+
+    name: str
+    member: str | None
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    compression: str
+    stored_bytes: int
+    member_bytes: int
+    header_bytes: int
+    version: tuple[int, int]
+    # Offset in the file of the member's first byte (its .npy magic).
+    data_offset: int = field(repr=False, default=0)
+
+    @property
+    def compressed(self) -> bool:
+        return self.compression != "stored"
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    @property
+    def rows(self) -> int | None:
+        return self.shape[0] if self.shape else None
+
+    @property
+    def row_bytes(self) -> int:
+        return math.prod(self.shape[1:]) * self.dtype.itemsize if self.shape else self.nbytes
+
+    @property
+    def is_object(self) -> bool:
+        return bool(self.dtype.hasobject)
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype.str,
+            "fortran_order": self.fortran_order,
+            "compressed": self.compressed,
+            "stored_bytes": self.stored_bytes,
+            "nbytes": self.nbytes,
+        }
+
+
+@dataclass(frozen=True)
+class NpzInfo:
+    """Header-only view of one file."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    arrays: tuple[ArrayInfo, ...]
+    other_members: tuple[str, ...] = ()
+    bare_npy: bool = False
+
+    def array(self, name: str) -> ArrayInfo | None:
+        for a in self.arrays:
+            if a.name == name:
+                return a
+        return None
+
+    def __contains__(self, name: object) -> bool:
+        return any(a.name == name for a in self.arrays)
+
+    @property
+    def names(self) -> list[str]:
+        return [a.name for a in self.arrays]
+
+
+# --------------------------------------------------------------------------
+# .npy header parsing (numpy's rules, without numpy's file object plumbing)
+
+
+def _header_prefix_len(buf: bytes) -> tuple[tuple[int, int], int, int]:
+    """Return (version, prefix length, header length) from the first 12 bytes."""
+    if len(buf) < 10 or buf[:6] != NPY_MAGIC:
+        raise ValueError("not a .npy member (bad magic)")
+    version = (buf[6], buf[7])
+    if version == (1, 0):
+        return version, 10, struct.unpack("<H", buf[8:10])[0]
+    if version in ((2, 0), (3, 0)):
+        if len(buf) < 12:
+            raise ValueError("truncated .npy header")
+        return version, 12, struct.unpack("<I", buf[8:12])[0]
+    raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+
+
+def parse_npy_header(
+    buf: bytes, max_header_bytes: int = DEFAULT_LIMITS.max_header_bytes
+) -> tuple[tuple[int, int], int, tuple[int, ...], bool, np.dtype]:
+    """Parse a `.npy` header from the start of `buf`.
+
+    Returns (version, total header length, shape, fortran_order, dtype).
+    Raises ValueError with a human message for anything numpy would refuse.
+    """
+    version, prefix, hlen = _header_prefix_len(buf)
+    if hlen > max_header_bytes:
+        raise ValueError(f".npy header is {hlen} bytes, over the {max_header_bytes}-byte limit")
+    raw = buf[prefix : prefix + hlen]
+    if len(raw) < hlen:
+        raise ValueError("truncated .npy header")
+    text = raw.decode("utf8" if version == (3, 0) else "latin1")
+    try:
+        d = ast.literal_eval(text)
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        raise ValueError(f"cannot parse .npy header: {exc.__class__.__name__}") from None
+    if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
+        raise ValueError("malformed .npy header dictionary")
+    shape = d["shape"]
+    if not isinstance(shape, tuple) or not all(
+        isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in shape
+    ):
+        raise ValueError(f"malformed .npy shape {shape!r}")
+    if not isinstance(d["fortran_order"], bool):
+        raise ValueError("malformed .npy fortran_order")
+    try:
+        dtype = descr_to_dtype(d["descr"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"unsupported .npy dtype {d['descr']!r}: {exc}") from None
+    return version, prefix + hlen, shape, d["fortran_order"], dtype
+
+
+# --------------------------------------------------------------------------
+# zip end-of-central-directory: bound the archive before zipfile parses it
+
+
+def _check_eocd(fp: BinaryIO, size: int, path: Path, limits: Limits) -> None:
+    tail_len = min(size, _EOCD_LEN + 65_535)
+    fp.seek(size - min(size, _EOCD_LEN))
+    tail = fp.read(_EOCD_LEN)
+    pos = 0 if tail[:4] == _ZIP_EOCD else -1
+    if pos < 0:
+        fp.seek(size - tail_len)
+        tail = fp.read(tail_len)
+        pos = tail.rfind(_ZIP_EOCD)
+        if pos < 0 or pos + _EOCD_LEN > len(tail):
+            raise TruncatedError(path, "zip central directory is missing (file truncated or still being written)")
+    eocd_at = size - len(tail) + pos
+    _, _, _, _, n_total, cd_size, cd_offset, _ = struct.unpack("<4s4H2LH", tail[pos : pos + _EOCD_LEN])
+    if n_total == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+        if eocd_at < 20:
+            raise CorruptError(path, "zip64 end record is missing")
+        fp.seek(eocd_at - 20)
+        loc = fp.read(20)
+        if loc[:4] != _ZIP64_LOCATOR:
+            raise CorruptError(path, "zip64 end record is missing")
+        (z64_at,) = struct.unpack("<Q", loc[8:16])
+        if z64_at + 56 > size:
+            raise TruncatedError(path, "zip64 end record points past the end of the file")
+        fp.seek(z64_at)
+        rec = fp.read(56)
+        if rec[:4] != _ZIP64_EOCD:
+            raise CorruptError(path, "zip64 end record is corrupt")
+        _, _, _, _, _, _, _, n_total, cd_size, cd_offset = struct.unpack("<4sQ2H2L4Q", rec)
+    if n_total > limits.max_members:
+        raise TooLargeError(path, f"archive has {n_total} members, over the {limits.max_members} limit")
+    if cd_size > limits.max_central_directory_bytes:
+        raise TooLargeError(path, f"zip central directory is {cd_size} bytes, over the limit")
+    if cd_size > eocd_at:
+        raise TruncatedError(path, "zip central directory runs past the start of the file")
+
+
+class _StoredSlice:
+    """Read-only window onto the bytes of a stored member (no decompression)."""
+
+    def __init__(self, fp: BinaryIO, start: int, length: int) -> None:
+        self._fp, self._start, self._len, self._pos = fp, start, length, 0
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self._len - self._pos:
+            n = self._len - self._pos
+        self._fp.seek(self._start + self._pos)
+        data = self._fp.read(n)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _StoredSlice:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def _read_exact(stream, n: int, what: str, path: Path) -> bytearray:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = stream.readinto(view[got:])
+        if not k:
+            raise TruncatedError(path, f"{what}: data ends after {got} of {n} bytes")
+        got += k
+    return buf
+
+
+def _skip(stream, n: int, what: str, path: Path) -> None:
+    while n > 0:
+        data = stream.read(min(n, _STREAM_CHUNK))
+        if not data:
+            raise TruncatedError(path, f"{what}: data ends early")
+        n -= len(data)
+
+
+class NpzReader:
+    """An open `.npz` (or bare `.npy`) with its header-only `info`.
+
+    Use as a context manager; one reader per thread (it owns a file position).
+    """
+
+    def __init__(self, path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.path = Path(path)
+        self.limits = limits
+        self._zip: zipfile.ZipFile | None = None
+        self._zinfos: dict[str, zipfile.ZipInfo] = {}
+        try:
+            self._fp: BinaryIO = open(self.path, "rb")
+        except OSError as exc:
+            raise error_from_os(self.path, exc) from None
+        try:
+            self.info = self._inspect()
+        except NpzError:
+            self.close()
+            raise
+        except OSError as exc:
+            self.close()
+            raise error_from_os(self.path, exc) from None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, struct.error, ValueError, EOFError, NotImplementedError) as exc:
+            self.close()
+            raise CorruptError(self.path, f"corrupt archive: {exc}") from None
+
+    # -- lifecycle ---------------------------------------------------------
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+        if getattr(self, "_fp", None) is not None:
+            self._fp.close()
+
+    def __enter__(self) -> NpzReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- inspection --------------------------------------------------------
+    def _inspect(self) -> NpzInfo:
+        st = os.fstat(self._fp.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise NotNpzError(self.path, "not a regular file")
+        size = st.st_size
+        if size == 0:
+            raise NotNpzError(self.path, "empty file")
+        head = self._fp.read(8)
+        if head.startswith(NPY_MAGIC):
+            arrays = (self._inspect_bare(size),)
+            return NpzInfo(self.path, size, st.st_mtime_ns, arrays, (), True)
+        if not (head.startswith(_ZIP_LOCAL) or head.startswith(_ZIP_EOCD)):
+            raise NotNpzError(self.path, "not an .npz file (no zip or .npy signature)")
+        _check_eocd(self._fp, size, self.path, self.limits)
+        self._fp.seek(0)
+        self._zip = zipfile.ZipFile(self._fp)
+        arrays: list[ArrayInfo] = []
+        others: list[str] = []
+        seen: dict[str, int] = {}
+        for zi in self._zip.infolist():
+            if zi.is_dir():
+                continue
+            if len(zi.filename) > self.limits.max_name_length:
+                raise TooLargeError(self.path, f"a member name is {len(zi.filename)} characters long, over the limit")
+            a = self._inspect_member(zi, size)
+            if a is None:
+                others.append(zi.filename)
+                continue
+            if a.name in seen:  # duplicate name: the last one wins, as in np.load
+                arrays[seen[a.name]] = a
+            else:
+                seen[a.name] = len(arrays)
+                arrays.append(a)
+            self._zinfos[a.name] = zi
+        if not arrays:
+            raise NotNpzError(self.path, "zip archive holds no .npy member")
+        return NpzInfo(self.path, size, st.st_mtime_ns, tuple(arrays), tuple(others))
+
+    def _inspect_bare(self, size: int) -> ArrayInfo:
+        self._fp.seek(0)
+        buf = self._fp.read(min(size, 12 + self.limits.max_header_bytes))
+        version, hdr, shape, fortran, dtype = self._parse(buf, self.path.name)
+        a = ArrayInfo(self.path.stem, None, shape, dtype, fortran, "stored", size, size, hdr, version, 0)
+        self._check_payload(a)
+        return a
+
+    def _parse(self, buf: bytes, member: str):
+        try:
+            return parse_npy_header(buf, self.limits.max_header_bytes)
+        except ValueError as exc:
+            raise CorruptError(self.path, f"member {member!r}: {exc}") from None
+
+    def _check_payload(self, a: ArrayInfo) -> None:
+        if not a.is_object and a.member_bytes < a.header_bytes + a.nbytes:
+            raise TruncatedError(
+                self.path, f"member {a.name!r} holds fewer bytes than its header declares"
+            )
+
+    def _data_offset(self, zi: zipfile.ZipInfo, size: int) -> int:
+        self._fp.seek(zi.header_offset)
+        lh = self._fp.read(_LOCAL_HEADER_LEN)
+        if len(lh) < _LOCAL_HEADER_LEN or lh[:4] != _ZIP_LOCAL:
+            raise CorruptError(self.path, f"member {zi.filename!r}: bad local header")
+        n_len, x_len = struct.unpack("<HH", lh[26:30])
+        off = zi.header_offset + _LOCAL_HEADER_LEN + n_len + x_len
+        if off + zi.compress_size > size:
+            raise TruncatedError(self.path, f"member {zi.filename!r} runs past the end of the file")
+        return off
+
+    def _inspect_member(self, zi: zipfile.ZipInfo, size: int) -> ArrayInfo | None:
+        if zi.header_offset + _LOCAL_HEADER_LEN + len(zi.filename) + zi.compress_size > size:
+            raise TruncatedError(self.path, f"member {zi.filename!r} runs past the end of the file")
+        if zi.flag_bits & 0x1:
+            raise CorruptError(self.path, f"member {zi.filename!r} is encrypted")
+        method = _COMPRESSION_NAMES.get(zi.compress_type)
+        if method is None:
+            raise CorruptError(self.path, f"member {zi.filename!r}: unsupported compression method {zi.compress_type}")
+        if (
+            method == "deflated"
+            and zi.file_size > (1 << 20)
+            and zi.file_size > _DEFLATE_MAX_RATIO * max(zi.compress_size, 1)
+        ):
+            raise CorruptError(
+                self.path, f"member {zi.filename!r} claims an impossible compression ratio (zip bomb?)"
+            )
+        off = self._data_offset(zi, size)
+        want = min(zi.file_size, 128)
+        buf = self._prefix(zi, off, want)
+        if not buf.startswith(NPY_MAGIC):
+            if zi.filename.endswith(".npy"):
+                raise CorruptError(self.path, f"member {zi.filename!r} is not a .npy array")
+            return None
+        try:
+            _, prefix, hlen = _header_prefix_len(buf)
+        except ValueError as exc:
+            raise CorruptError(self.path, f"member {zi.filename!r}: {exc}") from None
+        if prefix + hlen > len(buf) and hlen <= self.limits.max_header_bytes:
+            buf = self._prefix(zi, off, min(zi.file_size, prefix + hlen))
+        version, hdr, shape, fortran, dtype = self._parse(buf, zi.filename)
+        name = zi.filename[:-4] if zi.filename.endswith(".npy") else zi.filename
+        a = ArrayInfo(name, zi.filename, shape, dtype, fortran, method, zi.compress_size, zi.file_size, hdr, version, off)
+        self._check_payload(a)
+        return a
+
+    def _prefix(self, zi: zipfile.ZipInfo, off: int, n: int) -> bytes:
+        """The first `n` uncompressed bytes of a member, inflating no more than needed."""
+        if zi.compress_type == zipfile.ZIP_STORED:
+            self._fp.seek(off)
+            return self._fp.read(n)
+        if zi.compress_type == zipfile.ZIP_DEFLATED:
+            d = zlib.decompressobj(-15)
+            out = bytearray()
+            self._fp.seek(off)
+            left = zi.compress_size
+            pending = b""
+            while len(out) < n:
+                if not pending:
+                    if left <= 0:
+                        break
+                    pending = self._fp.read(min(4096, left))
+                    if not pending:
+                        break
+                    left -= len(pending)
+                try:
+                    out += d.decompress(pending, n - len(out))
+                except zlib.error as exc:
+                    raise CorruptError(self.path, f"member {zi.filename!r}: {exc}") from None
+                pending = d.unconsumed_tail
+                if d.eof:
+                    break
+            return bytes(out)
+        with self._open_stream(zi) as s:
+            return s.read(n)
+
+    # -- bounded data reads ---------------------------------------------------
+    def array_info(self, name: str) -> ArrayInfo:
+        a = self.info.array(name)
+        if a is None:
+            raise KeyError(name)
+        return a
+
+    def _open_stream(self, zi: zipfile.ZipInfo):
+        assert self._zip is not None
+        return self._zip.open(zi)
+
+    def _payload_stream(self, a: ArrayInfo):
+        """A stream positioned at the first data byte of `a` (after its header)."""
+        if a.member is None or a.compression == "stored":
+            return _StoredSlice(self._fp, a.data_offset + a.header_bytes, a.member_bytes - a.header_bytes)
+        s = self._open_stream(self._zinfos[a.name])
+        _skip(s, a.header_bytes, a.name, self.path)
+        return s
+
+    def _guard(self, what: str, nbytes: int, max_bytes: int | None) -> None:
+        cap = self.limits.max_read_bytes if max_bytes is None else max_bytes
+        if nbytes > cap:
+            raise TooLargeError(
+                self.path,
+                f"reading {what} needs {_human(nbytes)}, over the {_human(cap)} read limit",
+            )
+
+    def _refuse_objects(self, a: ArrayInfo) -> None:
+        if a.is_object:
+            raise RefusedError(self.path, f"array {a.name!r} holds Python objects; npztui never unpickles array data")
+
+    def read(self, name: str, rows: slice | None = None, max_bytes: int | None = None) -> np.ndarray:
+        """Read a whole array, or a contiguous range of its rows, within the byte cap."""
+        a = self.array_info(name)
+        self._refuse_objects(a)
+        if rows is None or not a.shape:
+            return self._read_full(a, max_bytes)
+        start, stop, step = rows.indices(a.shape[0])
+        if step != 1:
+            raise ValueError("row slices must have step 1")
+        stop = max(start, stop)
+        count = stop - start
+        self._guard(f"{count} rows of {a.name!r}", count * a.row_bytes, max_bytes)
+        if a.fortran_order and len(a.shape) > 1:
+            # Rows of a fortran-order array are not contiguous: read all (still capped).
+            return self._read_full(a, max_bytes)[start:stop]
+        try:
+            with self._payload_stream(a) as s:
+                _skip(s, start * a.row_bytes, a.name, self.path)
+                buf = _read_exact(s, count * a.row_bytes, f"array {a.name!r}", self.path)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise CorruptError(self.path, f"array {a.name!r}: {exc}") from None
+        return np.frombuffer(buf, dtype=a.dtype).reshape((count,) + a.shape[1:])
+
+    def _read_full(self, a: ArrayInfo, max_bytes: int | None) -> np.ndarray:
+        self._guard(f"array {a.name!r}", a.nbytes, max_bytes)
+        try:
+            with self._payload_stream(a) as s:
+                buf = _read_exact(s, a.nbytes, f"array {a.name!r}", self.path)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise CorruptError(self.path, f"array {a.name!r}: {exc}") from None
+        arr = np.frombuffer(buf, dtype=a.dtype)
+        return arr.reshape(a.shape, order="F" if a.fortran_order else "C")
+
+    def iter_rows(self, name: str, chunk_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Stream an array in row chunks: (first row index, chunk). Memory stays bounded."""
+        a = self.array_info(name)
+        self._refuse_objects(a)
+        if not a.shape or (a.fortran_order and len(a.shape) > 1):
+            yield 0, self._read_full(a, None)
+            return
+        rb = max(a.row_bytes, 1)
+        chunk_rows = chunk_rows or max(1, (8 << 20) // rb)
+        n = a.shape[0]
+        try:
+            with self._payload_stream(a) as s:
+                for start in range(0, n, chunk_rows):
+                    k = min(chunk_rows, n - start)
+                    buf = _read_exact(s, k * a.row_bytes, f"array {a.name!r}", self.path)
+                    yield start, np.frombuffer(buf, dtype=a.dtype).reshape((k,) + a.shape[1:])
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise CorruptError(self.path, f"array {a.name!r}: {exc}") from None
+
+    def read_rows(self, name: str, index) -> np.ndarray:
+        """Rows at arbitrary indices (in the order given), reading only what is needed."""
+        a = self.array_info(name)
+        self._refuse_objects(a)
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        if not a.shape:
+            raise ValueError(f"array {a.name!r} is 0-d and has no rows")
+        if idx.size and (idx.min() < 0 or idx.max() >= a.shape[0]):
+            raise IndexError(f"row index out of range for {a.name!r} with {a.shape[0]} rows")
+        self._guard(f"{idx.size} rows of {a.name!r}", idx.size * a.row_bytes, None)
+        out = np.empty((idx.size,) + a.shape[1:], dtype=a.dtype)
+        if idx.size == 0:
+            return out
+        if not a.compressed:
+            # Stored bytes can be mapped: only the pages holding the rows are read.
+            mm = np.memmap(
+                self.path, dtype=a.dtype, mode="r", offset=a.data_offset + a.header_bytes,
+                shape=a.shape, order="F" if a.fortran_order else "C",
+            )
+            out[...] = mm[idx]
+            del mm
+            return out
+        order = np.argsort(idx, kind="stable")
+        sorted_idx = idx[order]
+        pos = 0
+        for start, chunk in self.iter_rows(name):
+            end = start + len(chunk)
+            hi = np.searchsorted(sorted_idx, end, side="left")
+            if hi > pos:
+                out[order[pos:hi]] = chunk[sorted_idx[pos:hi] - start]
+                pos = hi
+            if pos >= idx.size:
+                break
+        return out
+
+    def read_payload_bytes(self, name: str, max_bytes: int) -> bytes:
+        """Raw bytes after the `.npy` header (pickle data for object arrays), capped."""
+        a = self.array_info(name)
+        n = a.member_bytes - a.header_bytes
+        if n > max_bytes:
+            raise TooLargeError(self.path, f"member {a.name!r} is {_human(n)}, over the {_human(max_bytes)} limit")
+        try:
+            with self._payload_stream(a) as s:
+                data = s.read(max_bytes + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise CorruptError(self.path, f"member {a.name!r}: {exc}") from None
+        if len(data) > max_bytes:
+            raise TooLargeError(self.path, f"member {a.name!r} is over the {_human(max_bytes)} limit")
+        return data
+
+
+def inspect(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> NpzInfo:
+    """Header-only description of a file; raises a typed `NpzError` if unreadable."""
+    with NpzReader(path, limits) as r:
+        return r.info
+
+
+def fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """`sha256_16`: the first 16 hex digits of the file's SHA-256 (the producers' convention)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                h.update(block)
+    except OSError as exc:
+        raise error_from_os(path, exc) from None
+    return h.hexdigest()[:16]
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
