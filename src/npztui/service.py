@@ -1,0 +1,149 @@
+"""The one facade the CLI and the TUI call.
+
+Front ends never touch the format layer, the circuit domain or the catalog
+directly: they ask the service, which returns plain reports. That keeps the
+rules (what a check means, which files a directory expands to, how errors are
+captured) in one place and lets the TUI call the same code from its workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Settings, load_settings
+from .npz import checks, kinds
+from .npz.errors import NpzError
+from .npz.findings import Finding
+from .npz.metadata import MetadataResult, discover
+from .npz.reader import Limits, NpzInfo, NpzReader
+from .npz.writer import TEMP_PREFIX
+
+
+@dataclass
+class FileReport:
+    """Everything known about one file after inspection (and, optionally, checks)."""
+
+    path: Path
+    info: NpzInfo | None = None
+    kind: str | None = None
+    meta: MetadataResult | None = None
+    findings: list[Finding] = field(default_factory=list)
+    error: NpzError | None = None
+    ok: bool | None = None
+
+    @property
+    def rows(self) -> int | None:
+        return kinds.row_count(self.info, self.kind) if self.info and self.kind else None
+
+    def severity_counts(self) -> dict[str, int]:
+        counts = {"error": 0, "warning": 0, "info": 0}
+        for f in self.findings:
+            counts[f.severity] = counts.get(f.severity, 0) + 1
+        return counts
+
+    def error_json(self) -> dict[str, Any]:
+        assert self.error is not None
+        return {"path": str(self.path), "error": self.error.to_json()}
+
+    def info_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return self.error_json()
+        assert self.info is not None and self.meta is not None
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "size": self.info.size,
+            "mtime_ns": self.info.mtime_ns,
+            "rows": self.rows,
+            "arrays": [a.to_json() for a in self.info.arrays],
+            "other_members": list(self.info.other_members),
+            "metadata": self.meta.data,
+            "metadata_source": self.meta.to_json(),
+            "metadata_findings": [f.to_json() for f in self.meta.findings],
+        }
+
+    def check_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return self.error_json()
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "ok": self.ok,
+            "findings": [f.to_json() for f in self.findings],
+            "metadata_source": self.meta.to_json() if self.meta else None,
+        }
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given; a directory means every `*.npz` under it (sorted, temp files skipped)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(
+                q for q in p.rglob("*.npz") if q.is_file() and not q.name.startswith(TEMP_PREFIX)
+            )
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+class Service:
+    """Facade over the format layer, the circuit domain and the catalog."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.limits = Limits(
+            max_read_bytes=self.settings.max_read_bytes,
+            max_metadata_bytes=self.settings.max_metadata_bytes,
+        )
+
+    # -- files ---------------------------------------------------------------
+    def open(self, path: str | os.PathLike) -> NpzReader:
+        return NpzReader(path, self.limits)
+
+    def inspect(self, path: str | os.PathLike) -> FileReport:
+        """Header-only report; a typed error is captured, never raised."""
+        report = FileReport(Path(path))
+        try:
+            with self.open(path) as r:
+                self._fill(report, r)
+        except NpzError as exc:
+            report.error = exc
+        return report
+
+    def _fill(self, report: FileReport, reader: NpzReader) -> None:
+        report.info = reader.info
+        report.kind = kinds.detect_kind(reader.info)
+        report.meta = discover(reader)
+
+    def check(self, paths: Sequence[str | os.PathLike], options: checks.CheckOptions | None = None) -> list[FileReport]:
+        """Run every applicable rule on each file; files given together form a set for --consistent."""
+        options = options or checks.CheckOptions()
+        reports: list[FileReport] = []
+        for path in paths:
+            report = FileReport(Path(path))
+            try:
+                with self.open(path) as r:
+                    self._fill(report, r)
+                    report.findings = checks.intrinsic(r, report.meta, report.kind, deep=options.deep)
+            except NpzError as exc:
+                report.error = exc
+                report.findings = []
+            if report.error is None and options.expect:
+                report.findings += checks.compare(report.meta.data, options.expect, rel_tol=options.rel_tol)
+            reports.append(report)
+        if options.consistent:
+            readable = [r for r in reports if r.error is None]
+            per_file = checks.consistency(
+                [(str(r.path), r.meta.data) for r in readable], options.consistent, rel_tol=options.rel_tol
+            )
+            for r in readable:
+                r.findings += per_file[str(r.path)]
+        for r in reports:
+            r.ok = r.error is None and checks.passes(r.findings, options.mode)
+        return reports
