@@ -19,9 +19,8 @@ from typing import Any
 
 from . import __version__
 from .config import load_settings
-from .npz import checks
-from .npz.errors import NpzError
-from .service import FileReport, Service, expand_paths
+from . import service as svc_mod
+from .service import FileReport, NpzError, Service, expand_paths
 from .textfmt import human_bytes, shape_str, table
 
 EXIT_OK, EXIT_CHECKS, EXIT_USAGE, EXIT_UNREADABLE, EXIT_CATALOG = 0, 1, 2, 3, 4
@@ -124,14 +123,14 @@ def out_info(report: FileReport) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     try:
-        expect = checks.parse_expect_args(args.expect or [])
+        expect = svc_mod.parse_expect_args(args.expect or [])
         if args.expect_file:
-            file_expect = checks.load_expect_file(args.expect_file)
+            file_expect = svc_mod.load_expect_file(args.expect_file)
             expect = {**file_expect, **expect}
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
     consistent = tuple(k.strip() for k in (args.consistent or "").split(",") if k.strip())
-    options = checks.CheckOptions(
+    options = svc_mod.CheckOptions(
         mode=args.mode, expect=expect, consistent=consistent, deep=args.deep, rel_tol=args.rel_tol
     )
     svc = _service(args)
@@ -262,7 +261,7 @@ def _p_info(sub) -> None:
 def _p_check(sub) -> None:
     p = sub.add_parser("check", help="findings: metadata vs arrays, expectations, sets")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--mode", choices=checks.MODES, default="warn", help="strict: warnings fail too; permissive: never fail")
+    p.add_argument("--mode", choices=svc_mod.CHECK_MODES, default="warn", help="strict: warnings fail too; permissive: never fail")
     p.add_argument("--expect", action="append", metavar="K=V", help="expected metadata value (repeatable)")
     p.add_argument("--expect-file", metavar="F", help="TOML table of expected values")
     p.add_argument("--consistent", metavar="K1,K2", help="keys that must agree across all given files")

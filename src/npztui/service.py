@@ -22,6 +22,21 @@ from .npz.metadata import MetadataResult, discover
 from .npz.reader import Limits, NpzInfo, NpzReader
 from .npz.writer import TEMP_PREFIX
 
+# What front ends need from the layers below, re-exported so they import only this module.
+CheckOptions = checks.CheckOptions
+CHECK_MODES = checks.MODES
+parse_expect_args = checks.parse_expect_args
+load_expect_file = checks.load_expect_file
+__all__ = [
+    "CHECK_MODES", "CheckOptions", "FileReport", "Finding", "NpzError", "Service",
+    "expand_paths", "load_expect_file", "parse_expect_args", "rule_explanation",
+]
+
+
+def rule_explanation(code: str) -> str:
+    """What a finding's rule means (shown by the TUI and `check --explain`)."""
+    return checks.rule_explanation(code)
+
 
 @dataclass
 class FileReport:
