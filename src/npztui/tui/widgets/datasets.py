@@ -1,0 +1,171 @@
+"""The Datasets pane: a filter box and a virtual table of catalogued datasets.
+
+The table never holds more than a few pages of rows; the app answers its
+`PageNeeded` messages from a worker (SQL offset/limit through the service),
+so 10 000 datasets cost what 100 do. Typing in the filter posts
+`FilterChanged` after a short pause (one query per pause, not per key).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Input, Static
+
+from npztui.textfmt import human_bytes
+
+from .virtual_table import Column, VirtualTable
+
+FILTER_DEBOUNCE = 0.12
+
+COLUMNS = [
+    Column("name", "name", None, min_width=12),
+    Column("kind", "kind", 7),
+    Column("rows", "rows", 8, "right"),
+    Column("size", "size", 9, "right"),
+    Column("tags", "tags", 4, "right"),
+    Column("findings", "check", 6),
+    Column("sync", "sync", 7),
+]
+
+SYNC_LABELS = {"synced": "synced", "pending": "pending", "local": "local", "conflict": "CONFLICT", "missing": "missing"}
+
+
+def finding_counts(row: Any) -> tuple[int, int, int]:
+    """(errors, warnings, info) from a DatasetRow, whatever shape the counts take."""
+    counts = getattr(row, "findings", None)
+    if isinstance(counts, dict):
+        return int(counts.get("error", 0) or 0), int(counts.get("warning", 0) or 0), int(counts.get("info", 0) or 0)
+    return (
+        int(getattr(row, "n_errors", 0) or getattr(row, "findings_error", 0) or 0),
+        int(getattr(row, "n_warnings", 0) or getattr(row, "findings_warning", 0) or 0),
+        int(getattr(row, "n_info", 0) or getattr(row, "findings_info", 0) or 0),
+    )
+
+
+class DatasetTable(VirtualTable):
+    """The virtual table with the dataset columns and the theme's badge colours."""
+
+    DEFAULT_CSS = """
+    DatasetTable > .datasets--error { color: $error; text-style: bold; }
+    DatasetTable > .datasets--warning { color: $warning; }
+    DatasetTable > .datasets--ok { color: $success; }
+    DatasetTable > .datasets--muted { color: $text-muted; }
+    DatasetTable > .datasets--unavailable { color: $text-disabled; text-style: strike; }
+    """
+    COMPONENT_CLASSES = VirtualTable.COMPONENT_CLASSES | {
+        "datasets--error", "datasets--warning", "datasets--ok", "datasets--muted", "datasets--unavailable",
+    }
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(COLUMNS, self._format, empty_text="No datasets.", id=id)
+
+    def _style(self, name: str):
+        return self.get_component_rich_style(name, partial=True)
+
+    def _format(self, row: Any) -> list[Text]:
+        name = Text(str(getattr(row, "filename", None) or getattr(row, "path", "?")))
+        if getattr(row, "is_available", True) is False:
+            name.stylize(self._style("datasets--unavailable"))
+        rows = getattr(row, "rows", None)
+        err, warn, info = finding_counts(row)
+        checked = getattr(row, "checked", True)
+        if err:
+            badge = Text(f"E{err}", style=self._style("datasets--error"))
+            if warn:
+                badge.append(f" W{warn}", style=self._style("datasets--warning"))
+        elif warn:
+            badge = Text(f"W{warn}", style=self._style("datasets--warning"))
+        elif checked is False:
+            badge = Text("·", style=self._style("datasets--muted"))
+        else:
+            badge = Text("ok", style=self._style("datasets--ok"))
+        sync = str(getattr(row, "sync_state", "") or "")
+        sync_text = Text(SYNC_LABELS.get(sync, sync))
+        if sync == "conflict":
+            sync_text.stylize(self._style("datasets--error"))
+        elif sync in ("local", "pending"):
+            sync_text.stylize(self._style("datasets--muted"))
+        tags = int(getattr(row, "tag_count", 0) or 0)
+        return [
+            name,
+            Text(str(getattr(row, "kind", "") or "")),
+            Text("-" if rows is None else f"{rows:,}"),
+            Text(human_bytes(getattr(row, "size", None))),
+            Text(str(tags) if tags else ""),
+            badge,
+            sync_text,
+        ]
+
+
+class DatasetsPane(Vertical):
+    """Filter + caption + table. The app owns the data; this widget only displays and asks."""
+
+    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
+
+    class FilterChanged(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._debounce: Timer | None = None
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        box = Input(placeholder="/ filter: name, kind, tag", id="dataset-filter", compact=True)
+        box.cursor_blink = getattr(self.app, "cursor_blink", True)
+        yield box
+        yield DatasetTable(id="dataset-table")
+        yield Static(Text("Loading the catalog …", style="italic"), id="datasets-caption", classes="pane-caption")
+
+    @property
+    def table(self) -> DatasetTable:
+        return self.query_one(DatasetTable)
+
+    def set_caption(self, text: Text | str) -> None:
+        self.query_one("#datasets-caption", Static).update(text if isinstance(text, Text) else Text(text))
+
+    def focus_filter(self) -> None:
+        self.query_one("#dataset-filter", Input).focus()
+
+    @on(Input.Changed, "#dataset-filter")
+    def _changed(self, event: Input.Changed) -> None:
+        event.stop()
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(FILTER_DEBOUNCE, lambda: self._emit(event.value))
+
+    @on(Input.Submitted, "#dataset-filter")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._emit(event.value)
+        self.table.focus()
+
+    @property
+    def filter_pending(self) -> bool:
+        return self._debounce is not None
+
+    def _emit(self, text: str) -> None:
+        self._debounce = None
+        text = text.strip()
+        if text != self.filter_text:
+            self.filter_text = text
+            self.post_message(self.FilterChanged(text))
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#dataset-filter", Input)
+        if box.value:
+            box.value = ""
+            self._emit("")
+        self.table.focus()
