@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import math
 import os
 import stat
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -182,8 +184,14 @@ def parse_npy_header(
         raise ValueError("truncated .npy header")
     text = raw.decode("utf8" if version == (3, 0) else "latin1")
     try:
-        d = ast.literal_eval(text)
-    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        try:
+            d = ast.literal_eval(text)
+        except SyntaxError:
+            if version == (3, 0):
+                raise
+            # Python 2 numpy wrote longs as `3L`; np.load filters them, so do we.
+            d = ast.literal_eval(_filter_py2_longs(text))
+    except (SyntaxError, ValueError, MemoryError, RecursionError, tokenize.TokenError) as exc:
         raise ValueError(f"cannot parse .npy header: {exc.__class__.__name__}") from None
     if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
         raise ValueError("malformed .npy header dictionary")
@@ -199,6 +207,18 @@ def parse_npy_header(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"unsupported .npy dtype {d['descr']!r}: {exc}") from None
     return version, prefix + hlen, shape, d["fortran_order"], dtype
+
+
+def _filter_py2_longs(text: str) -> str:
+    """numpy's `_filter_header`: drop the `L` after integer literals (Python 2 headers)."""
+    tokens = []
+    last_was_number = False
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if last_was_number and tok.type == tokenize.NAME and tok.string == "L":
+            continue
+        tokens.append(tok)
+        last_was_number = tok.type == tokenize.NUMBER
+    return tokenize.untokenize(tokens)
 
 
 # --------------------------------------------------------------------------
