@@ -168,6 +168,11 @@ def _header_prefix_len(buf: bytes) -> tuple[tuple[int, int], int, int]:
     raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
 
 
+def _max_raw_header(version: tuple[int, int], max_header_chars: int) -> int:
+    """Bytes a header within the character limit can take (UTF-8 for version 3.0)."""
+    return max_header_chars * (4 if version == (3, 0) else 1)
+
+
 def parse_npy_header(
     buf: bytes, max_header_bytes: int = DEFAULT_LIMITS.max_header_bytes
 ) -> tuple[tuple[int, int], int, tuple[int, ...], bool, np.dtype]:
@@ -177,12 +182,17 @@ def parse_npy_header(
     Raises ValueError with a human message for anything numpy would refuse.
     """
     version, prefix, hlen = _header_prefix_len(buf)
-    if hlen > max_header_bytes:
-        raise ValueError(f".npy header is {hlen} bytes, over the {max_header_bytes}-byte limit")
+    if hlen > _max_raw_header(version, max_header_bytes):
+        raise ValueError(f".npy header is {hlen} bytes, over the {max_header_bytes}-character limit")
     raw = buf[prefix : prefix + hlen]
     if len(raw) < hlen:
         raise ValueError("truncated .npy header")
-    text = raw.decode("utf8" if version == (3, 0) else "latin1")
+    try:
+        text = raw.decode("utf8" if version == (3, 0) else "latin1")
+    except UnicodeDecodeError:
+        raise ValueError(".npy header is not valid UTF-8") from None
+    if len(text) > max_header_bytes:  # numpy counts characters, not bytes
+        raise ValueError(f".npy header is {len(text)} characters, over the {max_header_bytes}-character limit")
     try:
         try:
             d = ast.literal_eval(text)
@@ -392,7 +402,7 @@ class NpzReader:
 
     def _inspect_bare(self, size: int) -> ArrayInfo:
         self._fp.seek(0)
-        buf = self._fp.read(min(size, 12 + self.limits.max_header_bytes))
+        buf = self._fp.read(min(size, 12 + _max_raw_header((3, 0), self.limits.max_header_bytes)))
         version, hdr, shape, fortran, dtype = self._parse(buf, self.path.name)
         a = ArrayInfo(self.path.stem, None, shape, dtype, fortran, "stored", size, size, hdr, version, 0)
         self._check_payload(a)
@@ -445,10 +455,10 @@ class NpzReader:
                 raise CorruptError(self.path, f"member {zi.filename!r} is not a .npy array")
             return None
         try:
-            _, prefix, hlen = _header_prefix_len(buf)
+            version, prefix, hlen = _header_prefix_len(buf)
         except ValueError as exc:
             raise CorruptError(self.path, f"member {zi.filename!r}: {exc}") from None
-        if prefix + hlen > len(buf) and hlen <= self.limits.max_header_bytes:
+        if prefix + hlen > len(buf) and hlen <= _max_raw_header(version, self.limits.max_header_bytes):
             buf = self._prefix(zi, off, min(zi.file_size, prefix + hlen))
         version, hdr, shape, fortran, dtype = self._parse(buf, zi.filename)
         name = zi.filename[:-4] if zi.filename.endswith(".npy") else zi.filename
