@@ -292,3 +292,23 @@ def test_memory_is_bounded_by_the_chunk_size(tmp_path):
     assert large > spectrum_bytes  # a chunk as large as the grid does (the knob is real)
     np.testing.assert_array_equal(_load(tmp_path / "a" / "grid_6_freq_0.1_100000.npz")["spectrum"],
                                   _load(tmp_path / "b" / "grid_6_freq_0.1_100000.npz")["spectrum"])
+
+
+@pytest.mark.parametrize("ranges", [None, {"Rb": (20.0, 5000.0)}])
+def test_grid_pass_and_rank_order_equal_the_direct_computation(ranges):
+    from npztui.circuit.compute import GridEvaluator, _rank_order
+    from npztui.circuit.grid import Grid
+
+    grid = Grid.from_ranges(4, ranges)
+    f = model.frequencies(1, 1e4, 15)
+    ev = GridEvaluator(grid, f, model.reference_impedance(model.DEFAULT_REFERENCE, f), block_rows=37)
+    assert ev.symmetric is (ranges is None)
+    res = np.empty(grid.n_rows)
+    for s in range(0, grid.n_rows, 100):  # chunk by chunk, as compute does
+        ev.fill_resnorms(res, s, min(s + 100, grid.n_rows))
+    direct = ev.resnorms(np.random.default_rng(0).permutation(grid.n_rows))  # gather path
+    np.testing.assert_array_equal(np.sort(res), np.sort(direct))
+    np.testing.assert_array_equal(res, ev.resnorms(np.arange(grid.n_rows)))  # bit for bit
+    order, sorted_res = _rank_order(res.copy(), ev, 100)
+    np.testing.assert_array_equal(order, np.argsort(res, kind="stable"))
+    np.testing.assert_array_equal(sorted_res, res[order])

@@ -223,6 +223,8 @@ class GridEvaluator:
             self._a = self._table(v[1], v[2])
             self._b = self._table(v[3], v[4])
         self._buf = [np.empty((self.block_rows, nf)) for _ in range(5)]
+        v = grid.values
+        self.symmetric = bool(np.array_equal(v[1], v[3]) and np.array_equal(v[2], v[4]))
 
     def _table(self, r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         g, nf = self.grid.size, self.n_frequencies
@@ -253,12 +255,27 @@ class GridEvaluator:
             g = self.grid.size
             a = i1 * g + i2
             b = i3 * g + i4
-            np.take(self._a[0], a, axis=0, out=sr)
-            np.take(self._b[0], b, axis=0, out=t1)
-            sr += t1
-            np.take(self._a[1], a, axis=0, out=si)
-            np.take(self._b[1], b, axis=0, out=t1)
-            si += t1
+            # Rows sharing (Rsh, Ra, Ca) with consecutive (Rb, Cb) read a contiguous
+            # slice of the b table: add slices directly (the grid pass), else gather.
+            brk = np.empty(n, dtype=bool)
+            brk[0] = True
+            np.not_equal(np.diff(flat), 1, out=brk[1:])
+            brk[1:] |= b[1:] == 0
+            starts = np.flatnonzero(brk)
+            if len(starts) * 8 < n:
+                (are, aim), (bre, bim) = self._a, self._b
+                bounds = [*starts.tolist(), n]
+                for k, e in zip(bounds[:-1], bounds[1:]):
+                    ak, bk = a[k], b[k]
+                    np.add(are[ak], bre[bk : bk + e - k], out=sr[k:e])
+                    np.add(aim[ak], bim[bk : bk + e - k], out=si[k:e])
+            else:
+                np.take(self._a[0], a, axis=0, out=sr)
+                np.take(self._b[0], b, axis=0, out=t1)
+                sr += t1
+                np.take(self._a[1], a, axis=0, out=si)
+                np.take(self._b[1], b, axis=0, out=t1)
+                si += t1
         else:
             self._branch_direct(v[1][i1], v[2][i2], sr, si, t1)
             self._branch_direct(v[3][i3], v[4][i4], t1, t2, t3)
@@ -287,15 +304,45 @@ class GridEvaluator:
         if out is None:
             out = np.empty(flat.shape[0])
         for s, blk in self._blocks(flat):
-            zr, zi = self._impedance_block(blk)
-            zr -= self._zr
-            zi -= self._zi
-            zr *= zr
-            zi *= zi
-            zr += zi
-            np.sqrt(zr, out=zr)
-            np.mean(zr, axis=1, out=out[s : s + blk.shape[0]])
+            self._resnorm_block(blk, out[s : s + blk.shape[0]])
         return out
+
+    def fill_resnorms(self, res: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Fill `res[start:stop]` of the whole-grid resnorm vector (the grid pass).
+
+        Rows before `start` must already be filled: when the two RC branches
+        span the same values, row (Rsh, a, b) with b < a is the mirror image
+        of the earlier row (Rsh, b, a) — the same S = Za + Zb, bit for bit —
+        so its resnorm is copied instead of computed (half the work).
+        """
+        flat = np.arange(start, stop, dtype=np.int64)
+        if self.symmetric:
+            g2 = self.grid.size**2
+            a = (flat // g2) % g2
+            b = flat % g2
+            lower = b < a
+            todo = flat[~lower]
+        else:
+            todo = flat
+        tmp = np.empty(min(self.block_rows, todo.shape[0]))
+        for s in range(0, todo.shape[0], self.block_rows):
+            blk = todo[s : s + self.block_rows]
+            self._resnorm_block(blk, tmp[: blk.shape[0]])
+            res[blk] = tmp[: blk.shape[0]]
+        if self.symmetric:
+            f = flat[lower]
+            res[f] = res[f + (b[lower] - a[lower]) * (g2 - 1)]
+        return res[start:stop]
+
+    def _resnorm_block(self, blk: np.ndarray, out: np.ndarray) -> None:
+        zr, zi = self._impedance_block(blk)
+        zr -= self._zr
+        zi -= self._zi
+        zr *= zr
+        zi *= zi
+        zr += zi
+        np.sqrt(zr, out=zr)
+        np.mean(zr, axis=1, out=out)
 
     def impedance(self, flat) -> np.ndarray:
         """Complex Z (n, F) of the rows with these flat indices (allocates; for tests and small sets)."""
@@ -400,14 +447,13 @@ def compute_grid(
     res = np.empty(n, dtype=np.float64)
     best = math.inf
     for s, e in grid.chunks(chunk_rows):
-        part = ev.resnorms(np.arange(s, e, dtype=np.int64), out=res[s:e])
+        part = ev.fill_resnorms(res, s, e)
         best = min(best, float(part.min()))
         rep.emit("resnorm", e, n, best)
 
     # rank order
     rep.start("sort")
-    order = np.argsort(res, kind="stable")
-    res = res[order]  # ascending; the unsorted vector is released
+    order, res = _rank_order(res, ev, chunk_rows)  # the unsorted vector is released
     rep.emit("sort", n, n, best)
     best = float(res[0])
     best_params = parameter_dict(grid.parameters(order[:1])[0])
@@ -451,6 +497,39 @@ def compute_grid(
         iterations=rep.iteration,
         chunk_rows=chunk_rows,
     )
+
+
+def _rank_order(res: np.ndarray, ev: GridEvaluator, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices in rank order and the sorted resnorms.
+
+    Ties are broken by grid (flat index) order. For a symmetric grid only the
+    canonical rows (Rb, Cb) ≥ (Ra, Ca) are sorted; each mirror row (same
+    resnorm, bit for bit) is placed right after its twin — the same order as
+    a stable sort unless two *different* models tie exactly.
+    """
+    if not ev.symmetric:
+        order = np.argsort(res, kind="stable")
+        return order, res[order]
+    g2 = ev.grid.size**2
+    parts = []
+    for s, e in ev.grid.chunks(chunk_rows):
+        flat = np.arange(s, e, dtype=np.int64)
+        parts.append(flat[flat % g2 >= (flat // g2) % g2])
+    up = np.concatenate(parts)
+    del parts
+    vals = res[up]
+    o = np.argsort(vals, kind="stable")
+    up = up[o]
+    vals = vals[o]
+    del o
+    a = (up // g2) % g2
+    b = up % g2
+    counts = np.where(b != a, 2, 1)
+    order = np.repeat(up, counts)
+    last = np.cumsum(counts) - 1
+    twin = counts == 2
+    order[last[twin]] = up[twin] + (b[twin] - a[twin]) * (g2 - 1)
+    return order, np.repeat(vals, counts)
 
 
 def _circuit_section(cfg: ComputeConfig, grid: Grid, freqs: np.ndarray, ref: np.ndarray, best: float, mode: SpectrumMode) -> dict:
