@@ -70,3 +70,123 @@ def test_header_over_the_limit_in_characters_is_refused_like_np_load(fab, tmp_pa
         inspect(bare)
     assert getattr(exc.value, "code", None) == "CORRUPT"
     assert "limit" in str(exc.value)
+
+
+# -- bzip2 / lzma members are inflated with a bound ----------------------------------------------
+# zipfile inflates bzip2 and lzma members without a max_length: one 4 KiB read of a
+# bzip2 stream of zeros expands to gigabytes, so `info` on a 300-byte bzip2 bomb
+# allocated hundreds of MiB (listing must never decompress array data). lzma errors
+# also escaped as raw `_lzma.LZMAError` instead of a typed CORRUPT.
+
+
+def _peak_bytes(fn) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        try:
+            fn()
+        except Exception as exc:  # the outcome is asserted by the caller; here only memory
+            if not getattr(exc, "code", None):
+                raise
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def bzip2_zeros(fab):
+    n = 64 << 20
+    header = fab.npy_header((n,))
+    return fab.zeros_member("bzip2", n, header), header, n
+
+
+def test_bzip2_bomb_is_listed_without_inflating_the_data(fab, tmp_path, bzip2_zeros):
+    (data, crc, size), _, n = bzip2_zeros
+    assert len(data) < 1000  # 64 MiB of zeros in a few hundred bytes
+    path = fab.raw_zip(tmp_path / "bz.npz", [("bomb.npy", "bzip2", data, crc, size)])
+    peak = _peak_bytes(lambda: inspect(path))
+    assert peak < 8 << 20
+    a = inspect(path).array("bomb")
+    assert a.shape == (n,) and a.compression == "bzip2"
+    with NpzReader(path) as r:
+        assert r.read("bomb", rows=slice(0, 10)).tolist() == [0] * 10
+        with pytest.raises(Exception) as exc:
+            r.read("bomb", max_bytes=1 << 20)
+        assert exc.value.code == "TOO_LARGE"
+
+
+def test_bzip2_member_lying_about_its_size_stays_bounded(fab, tmp_path):
+    import zlib
+
+    header = fab.npy_header((16,))
+    # the stream inflates to 32 MiB, the zip entry claims header + 16 bytes
+    data, _, _ = fab.zeros_member("bzip2", 32 << 20, header)
+    claimed = header + bytes(16)
+    path = fab.raw_zip(tmp_path / "lie.npz", [("a.npy", "bzip2", data, zlib.crc32(claimed), len(claimed))])
+    assert _peak_bytes(lambda: inspect(path)) < 8 << 20
+
+    def read_all():
+        with NpzReader(path) as r:
+            assert r.read("a").tolist() == [0] * 16
+
+    assert _peak_bytes(read_all) < 8 << 20
+
+
+@pytest.mark.parametrize("method", ["bzip2", "lzma", "deflated"])
+def test_corrupt_compressed_member_is_a_typed_error(fab, tmp_path, method):
+    arr = np.arange(4000, dtype="<f8")
+    good = fab.zip_members(tmp_path / "good.npz", {"a.npy": fab.npy_bytes(arr)}, method)
+    blob = bytearray(good.read_bytes())
+    start = blob.index(b"a.npy") + len(b"a.npy")
+    # damage the compressed payload well past the local header (keep sizes intact)
+    for i in range(start + 40, start + 120):
+        blob[i] ^= 0x5A
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(bytes(blob))
+    try:
+        reader = NpzReader(bad)
+    except Exception as exc:  # damaged where the header lives: typed error at open
+        assert getattr(exc, "code", None) in ("CORRUPT", "TRUNCATED"), repr(exc)
+        return
+    with reader as r:
+        with pytest.raises(Exception) as exc:
+            r.read("a")
+        assert getattr(exc.value, "code", None) in ("CORRUPT", "TRUNCATED"), repr(exc.value)
+
+
+@pytest.mark.parametrize("method", ["bzip2", "lzma"])
+def test_corrupt_header_bytes_of_compressed_member_are_typed(fab, tmp_path, method):
+    arr = np.arange(100, dtype="<f8")
+    packed = fab.npy_bytes(arr)
+    good = fab.zip_members(tmp_path / "g.npz", {"a.npy": packed}, method)
+    blob = bytearray(good.read_bytes())
+    start = blob.index(b"a.npy") + len(b"a.npy")
+    for i in range(start + 4, start + 24):
+        blob[i] ^= 0xFF
+    bad = tmp_path / "b.npz"
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(Exception) as exc:
+        inspect(bad)
+    assert getattr(exc.value, "code", None) in ("CORRUPT", "TRUNCATED"), repr(exc.value)
+
+
+@pytest.mark.parametrize("method", ["deflated", "bzip2", "lzma"])
+def test_bad_crc_on_a_full_read_is_corrupt(fab, tmp_path, method):
+    arr = np.arange(1000, dtype="<i4")
+    raw = fab.npy_bytes(arr)
+    good = fab.zip_members(tmp_path / "c.npz", {"a.npy": raw}, method)
+    with NpzReader(good) as r:
+        np.testing.assert_array_equal(r.read("a"), arr)
+    data = good.read_bytes()
+    import zipfile
+
+    with zipfile.ZipFile(good) as z:
+        zi = z.getinfo("a.npy")
+        comp = data[zi.header_offset + 30 + len("a.npy"):][: zi.compress_size]
+    path = fab.raw_zip(tmp_path / "crc.npz", [("a.npy", method, comp, zi.CRC ^ 1, zi.file_size)])
+    with NpzReader(path) as r:
+        np.testing.assert_array_equal(r.read("a", rows=slice(0, 10)), arr[:10])  # partial: no CRC yet
+        with pytest.raises(Exception) as exc:
+            r.read("a")
+        assert exc.value.code == "CORRUPT" and "CRC" in exc.value.message

@@ -15,8 +15,10 @@ and fortran order agree with `np.load` on everything numpy itself accepts.
 from __future__ import annotations
 
 import ast
+import bz2
 import hashlib
 import io
+import lzma
 import math
 import os
 import stat
@@ -300,6 +302,110 @@ class _StoredSlice:
         pass
 
 
+class _InflatingSlice:
+    """Streamed decompression of one deflate/bzip2/lzma member, bounded by what is asked.
+
+    zipfile inflates bzip2 and lzma members without an output limit (a 4 KiB read
+    of a bzip2 stream of zeros can expand to gigabytes), and lets `_lzma.LZMAError`
+    escape. Here every call produces at most the bytes requested (and never more
+    than the member's recorded size), errors are typed CORRUPT, and the CRC-32 is
+    checked once the whole member has been produced.
+    """
+
+    _CHUNK = 64 << 10
+
+    def __init__(self, fp: BinaryIO, start: int, zi: zipfile.ZipInfo, path: Path) -> None:
+        self._fp, self._at, self._in_left = fp, start, zi.compress_size
+        self._out_left, self._crc_want, self._crc = zi.file_size, zi.CRC, 0
+        self._method, self._path, self._name = zi.compress_type, path, zi.filename
+        self._pending = b""
+        self._done = False
+        if self._method == zipfile.ZIP_DEFLATED:
+            self._d = zlib.decompressobj(-15)
+        elif self._method == zipfile.ZIP_BZIP2:
+            self._d = bz2.BZ2Decompressor()
+        elif self._method == zipfile.ZIP_LZMA:
+            self._d = self._lzma()
+        else:  # pragma: no cover - refused when the member is inspected
+            raise CorruptError(path, f"member {self._name!r}: unsupported compression")
+
+    def _feed(self, n: int = _CHUNK) -> bytes:
+        n = min(n, self._in_left)
+        if n <= 0:
+            return b""
+        self._fp.seek(self._at)
+        data = self._fp.read(n)
+        self._at += len(data)
+        self._in_left = self._in_left - len(data) if data else 0
+        return data
+
+    def _lzma(self):
+        # zip's LZMA framing: 2-byte version, 2-byte properties size, properties, raw LZMA1
+        head = self._feed(4)
+        if len(head) < 4:
+            raise CorruptError(self._path, f"member {self._name!r}: truncated LZMA header")
+        (psize,) = struct.unpack("<H", head[2:4])
+        props = self._feed(psize)
+        try:
+            filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # as zipfile does
+            return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+        except (lzma.LZMAError, ValueError, TypeError) as exc:
+            raise CorruptError(self._path, f"member {self._name!r}: {exc}") from None
+
+    def _step(self, want: int) -> bytes:
+        """At most `want` more bytes; sets `_done` once nothing more can come out."""
+        d = self._d
+        if self._method == zipfile.ZIP_DEFLATED:
+            data = self._pending or self._feed()
+            out = d.decompress(data, want)  # b"" input drains what zlib still holds
+            self._pending = d.unconsumed_tail
+            if d.eof or (not data and not out):
+                self._done = True
+            return out
+        if d.eof:
+            self._done = True
+            return b""
+        data = self._feed() if d.needs_input else b""
+        if d.needs_input and not data:
+            self._done = True  # input exhausted before the end of the stream
+            return b""
+        return d.decompress(data, want)
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self._out_left:
+            n = self._out_left
+        out = bytearray()
+        idle = 0
+        try:
+            while len(out) < n and not self._done:
+                chunk = self._step(n - len(out))
+                out += chunk
+                idle = 0 if chunk else idle + 1
+                if idle > 64 and not self._in_left:  # defensive: no input left, no output
+                    break
+        except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as exc:
+            raise CorruptError(self._path, f"member {self._name!r}: {exc}") from None
+        self._out_left -= len(out)
+        self._crc = zlib.crc32(out, self._crc)
+        if self._out_left == 0 and self._crc != self._crc_want:
+            raise CorruptError(self._path, f"member {self._name!r}: bad CRC-32 (data is corrupt)")
+        return bytes(out)
+
+    def readinto(self, b) -> int:
+        data = self.read(min(len(b), _STREAM_CHUNK))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _InflatingSlice:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
 def _read_exact(stream, n: int, what: str, path: Path) -> bytearray:
     buf = bytearray(n)
     view = memoryview(buf)
@@ -493,7 +599,7 @@ class NpzReader:
                 if d.eof:
                     break
             return bytes(out)
-        with self._open_stream(zi) as s:
+        with self._open_stream(zi, off) as s:
             return s.read(n)
 
     # -- bounded data reads ---------------------------------------------------
@@ -503,15 +609,14 @@ class NpzReader:
             raise KeyError(name)
         return a
 
-    def _open_stream(self, zi: zipfile.ZipInfo):
-        assert self._zip is not None
-        return self._zip.open(zi)
+    def _open_stream(self, zi: zipfile.ZipInfo, data_offset: int) -> _InflatingSlice:
+        return _InflatingSlice(self._fp, data_offset, zi, self.path)
 
     def _payload_stream(self, a: ArrayInfo):
         """A stream positioned at the first data byte of `a` (after its header)."""
         if a.member is None or a.compression == "stored":
             return _StoredSlice(self._fp, a.data_offset + a.header_bytes, a.member_bytes - a.header_bytes)
-        s = self._open_stream(self._zinfos[a.name])
+        s = self._open_stream(self._zinfos[a.name], a.data_offset)
         _skip(s, a.header_bytes, a.name, self.path)
         return s
 
