@@ -33,3 +33,20 @@ def server_rows(pg_db: Any, sql: str, params: tuple[Any, ...] = ()) -> list[tupl
 def outbox_rows(cat: Any) -> list[tuple[str, str, str]]:
     with cat.store.lock:
         return cat.store.conn.execute("SELECT table_name, row_id, op FROM outbox ORDER BY seq").fetchall()
+
+
+class Team:
+    """A migrated server database plus the URLs of two non-superuser roles."""
+
+    def __init__(self, db, roles) -> None:  # noqa: ANN001 - pg_fixtures types
+        self.db = db
+        self.roles = roles
+        self.alice = roles.alice.name
+        self.bob = roles.bob.name
+        self.alice_url = db.url_as(roles.alice)
+        self.bob_url = db.url_as(roles.bob)
+
+    def connect(self, who: str):  # noqa: ANN201
+        import psycopg
+
+        return psycopg.connect(self.alice_url if who == "alice" else self.bob_url, autocommit=True)

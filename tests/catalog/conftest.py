@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from catalog_helpers import Team
+
 from npztui.catalog import Catalog, open_catalog
 
 
@@ -28,3 +30,8 @@ def make_catalog(tmp_path: Path) -> Iterator[Callable[..., Catalog]]:
 @pytest.fixture
 def cat(make_catalog: Callable[..., Catalog]) -> Catalog:
     return make_catalog()
+
+
+@pytest.fixture
+def team(pg_catalog_db, pg_roles) -> Team:  # noqa: ANN001
+    return Team(pg_catalog_db, pg_roles)

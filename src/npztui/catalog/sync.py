@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     import psycopg
 
 # Test seam: called at named points ("push:staged", "push:before_commit",
-# "push:after_commit", "pull:fetched") so tests can kill the server exactly there.
+# "push:after_commit", "pull:table", "pull:fetched") so tests can make the
+# server disappear exactly there.
 _checkpoint: Callable[[str], None] = lambda name: None
 
 
@@ -391,6 +392,7 @@ def _pull(catalog: Catalog, conn: psycopg.Connection, result: SyncResult, *, ful
     if upto > after:
         with conn.transaction():
             for table in SYNC_ORDER:
+                _checkpoint("pull:table")
                 fetched[table.name] = list(pg.rows_between(
                     conn, table, after, upto, skip_origin=None if full else catalog.client_id))
                 if full:
