@@ -190,3 +190,57 @@ def test_bad_crc_on_a_full_read_is_corrupt(fab, tmp_path, method):
         with pytest.raises(Exception) as exc:
             r.read("a")
         assert exc.value.code == "CORRUPT" and "CRC" in exc.value.message
+
+
+# -- read_rows on stored members reads through the open file, not a new mmap of the path ------
+# It memory-mapped `self.path` again: a file deleted after listing raised a raw
+# FileNotFoundError, and a file truncated in place by a producer rewriting it
+# (np.savez writes in place) raised a raw ValueError from mmap (and a mapping that
+# outlives a truncation turns row access into SIGBUS). Rows are now read with
+# positioned reads on the already-open file; short reads are TRUNCATED.
+
+
+def test_read_rows_after_the_file_vanished(fab, tmp_path):
+    arr = np.arange(40, dtype="<f4").reshape(10, 4)
+    path = fab.zip_members(tmp_path / "v.npz", {"a.npy": fab.npy_bytes(arr)})
+    with NpzReader(path) as r:
+        path.unlink()
+        np.testing.assert_array_equal(r.read_rows("a", [9, 0, 3, 3]), arr[[9, 0, 3, 3]])
+        np.testing.assert_array_equal(r.read("a", rows=slice(2, 4)), arr[2:4])
+
+
+def test_read_rows_on_a_file_truncated_in_place_is_a_typed_error(fab, tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    arr = np.arange(1 << 16, dtype="<f8").reshape(-1, 64)
+    path = fab.zip_members(tmp_path / "t.npz", {"a.npy": fab.npy_bytes(arr)})
+    script = textwrap.dedent(
+        f"""
+        import os
+        from npztui.npz.reader import NpzReader
+        from npztui.npz.errors import NpzError
+        with NpzReader({str(path)!r}) as r:
+            os.truncate({str(path)!r}, 4096)
+            try:
+                r.read_rows("a", [0, 1000])
+            except NpzError as exc:
+                print("typed", exc.code)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip() == "typed TRUNCATED"
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_read_rows_stored_matches_fancy_indexing(fab, tmp_path, order):
+    arr = np.asarray(np.arange(7 * 3 * 2, dtype=">i8").reshape(7, 3, 2), order=order)
+    path = fab.zip_members(tmp_path / "s.npz", {"a.npy": fab.npy_bytes(arr)})
+    idx = [6, 0, 0, 3, 4, 5, 1, 6]
+    with NpzReader(path) as r:
+        got = r.read_rows("a", idx)
+        assert got.dtype.str == ">i8"
+        np.testing.assert_array_equal(got, arr[idx])
+        assert r.read_rows("a", []).shape == (0, 3, 2)

@@ -698,13 +698,26 @@ class NpzReader:
         if idx.size == 0:
             return out
         if not a.compressed:
-            # Stored bytes can be mapped: only the pages holding the rows are read.
-            mm = np.memmap(
-                self.path, dtype=a.dtype, mode="r", offset=a.data_offset + a.header_bytes,
-                shape=a.shape, order="F" if a.fortran_order else "C",
-            )
-            out[...] = mm[idx]
-            del mm
+            if a.fortran_order and len(a.shape) > 1:
+                # Rows of a fortran-order array are not contiguous: read all (still capped).
+                out[...] = self._read_full(a, None)[idx]
+                return out
+            # Stored bytes are read by offset from the open file (no second open of the
+            # path, no mapping a truncated file could turn into SIGBUS): only the runs of
+            # requested rows are read.
+            rows = np.unique(idx)
+            breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+            base, rb = a.data_offset + a.header_bytes, a.row_bytes
+            got = bytearray()
+            for run in np.split(rows, breaks):
+                first, count = int(run[0]), len(run)
+                self._fp.seek(base + first * rb)
+                data = self._fp.read(count * rb)
+                if len(data) < count * rb:
+                    raise TruncatedError(self.path, f"array {a.name!r}: data ends before row {first + count - 1}")
+                got += data
+            picked = np.frombuffer(got, dtype=a.dtype).reshape((len(rows),) + a.shape[1:])
+            out[...] = picked[np.searchsorted(rows, idx)]
             return out
         order = np.argsort(idx, kind="stable")
         sorted_idx = idx[order]
