@@ -109,6 +109,15 @@ def display_path(p: Path | str) -> str:
     return text
 
 
+class _Body(Horizontal):
+    """The area under the tab bar; its resize (the terminal's) switches tabs ↔ side by side."""
+
+    def on_resize(self) -> None:
+        app = self.app
+        if isinstance(app, NpzTuiApp):
+            app._apply_width(app.size.width)
+
+
 class NpzTuiApp(App[int]):
     """Browse, inspect, check, plot and tag `.npz` datasets."""
 
@@ -117,23 +126,23 @@ class NpzTuiApp(App[int]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_MIN_WIDTH, "-wide")]
 
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help"),
-        Binding("slash", "filter", "Filter"),
-        Binding("t", "tag", "Tag"),
-        Binding("d", "delete_tag", "Del tag"),
-        Binding("r", "toggle_reference", "Ref"),
-        Binding("p", "switch_plot", "Plot"),
-        Binding("s", "sync", "Sync"),
-        Binding("escape", "back", "Back to datasets", show=False),
-        Binding("1", "show_pane('datasets')", "Datasets pane", show=False),
-        Binding("2", "show_pane('metadata')", "Metadata pane", show=False),
-        Binding("3", "show_pane('findings')", "Findings pane", show=False),
-        Binding("4", "show_pane('results')", "Results pane", show=False),
-        Binding("5", "show_pane('plot')", "Plot pane", show=False),
-        Binding("6", "show_pane('tags')", "Tags pane", show=False),
-        Binding("7", "show_pane('runs')", "Runs pane", show=False),
-        Binding("ctrl+r", "rescan", "Rescan data root", show=False),
+        Binding("q", "quit", "Quit", tooltip="Quit"),
+        Binding("question_mark", "help", "Help", tooltip="Help: this list of keys"),
+        Binding("slash", "filter", "Filter", tooltip="Filter the datasets (name, kind, tag)"),
+        Binding("t", "tag", "Tag", tooltip="Tag the current row (or edit its tag)"),
+        Binding("d", "delete_tag", "Del tag", tooltip="Delete tag (asks first)"),
+        Binding("r", "toggle_reference", "Ref", tooltip="Toggle reference on the current tag"),
+        Binding("p", "switch_plot", "Plot", tooltip="Plot: show it, then switch Nyquist/Bode (image/probe)"),
+        Binding("s", "sync", "Sync", tooltip="Sync the catalog with the server now"),
+        Binding("escape", "back", "Back", show=False, tooltip="Back to the datasets list"),
+        Binding("1", "show_pane('datasets')", "Datasets", show=False, tooltip="Datasets pane"),
+        Binding("2", "show_pane('metadata')", "Metadata", show=False, tooltip="Metadata pane"),
+        Binding("3", "show_pane('findings')", "Findings", show=False, tooltip="Findings pane"),
+        Binding("4", "show_pane('results')", "Results", show=False, tooltip="Results pane"),
+        Binding("5", "show_pane('plot')", "Plot pane", show=False, tooltip="Plot pane"),
+        Binding("6", "show_pane('tags')", "Tags", show=False, tooltip="Tags pane"),
+        Binding("7", "show_pane('runs')", "Runs", show=False, tooltip="Runs pane"),
+        Binding("ctrl+r", "rescan", "Rescan", show=False, tooltip="Rescan the data root for new and changed files"),
     ]
 
     def __init__(
@@ -174,6 +183,7 @@ class NpzTuiApp(App[int]):
         self.syncing = False
         self.last_sync_error: str | None = None
         self._debouncers: dict[str, Timer] = {}
+        self._layout_applied = False
         self._pending_select: str | None = str(self.start_file.resolve()) if self.start_file else None
 
     # ------------------------------------------------------------------ timers
@@ -204,7 +214,7 @@ class NpzTuiApp(App[int]):
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Tabs(*(Tab(PANE_TITLES[p], id=f"tab-{p}") for p in PANES), id="nav")
-        with Horizontal(id="body"):
+        with _Body(id="body"):
             yield DatasetsPane(id="datasets")
             with ContentSwitcher(initial="metadata", id="detail"):
                 yield MetadataPane(id="metadata")
@@ -218,8 +228,9 @@ class NpzTuiApp(App[int]):
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).set_data_root(display_path(self.data_root))
+        self.wide = self.size.width >= WIDE_MIN_WIDTH
+        self._show("datasets")
         self._apply_width(self.size.width)
-        self.query_one(DatasetTable).focus()
         self.query_one(DatasetsPane).set_caption(Text("Loading the catalog …", style="italic"))
         self.query_one(RunsPane).show_runs([])
         self.load_datasets("", select_path=self._pending_select)
@@ -239,11 +250,11 @@ class NpzTuiApp(App[int]):
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self._remember_theme = True
 
-    def on_resize(self) -> None:
-        self._apply_width(self.size.width)
-
     def _apply_width(self, width: int) -> None:
         wide = width >= WIDE_MIN_WIDTH
+        if wide == self.wide and self.is_mounted and self._layout_applied:
+            return
+        self._layout_applied = True
         tabs = self.query_one("#nav", Tabs)
         if wide:
             tabs.hide("tab-datasets")
@@ -265,8 +276,8 @@ class NpzTuiApp(App[int]):
         tabs = self.query_one("#nav", Tabs)
         if pane != "datasets":
             self.query_one("#detail", ContentSwitcher).current = pane
-        if self.screen.has_class("-datasets-active") != (pane == "datasets"):
-            self.screen.set_class(pane == "datasets", "-datasets-active")
+        if self.default_screen.has_class("-datasets-active") != (pane == "datasets"):
+            self.default_screen.set_class(pane == "datasets", "-datasets-active")
         tab_id = f"tab-{pane}"
         if tabs.active != tab_id and not (self.wide and pane == "datasets"):
             tabs.active = tab_id
@@ -831,7 +842,7 @@ class NpzTuiApp(App[int]):
         from .screens.confirm import ConfirmScreen as _Confirm
 
         return [
-            ("Everywhere", binding_rows(self, self.BINDINGS) + [("ctrl+p", "Command palette: every action by name"), ("tab shift+tab", "Next / previous area")]),
+            ("Everywhere", binding_rows(self, self.BINDINGS) + [("^p", "Command palette: every action by name"), ("tab shift+tab", "Next / previous area")]),
             ("Lists and tables", binding_rows(self, VirtualTable.BINDINGS)),
             ("Datasets filter", [("/", "Type to filter by name, kind, tag; Enter goes to the list")] + binding_rows(self, DatasetsPane.BINDINGS)),
             ("Findings", [("enter", "Show the finding's key in the Metadata pane")]),

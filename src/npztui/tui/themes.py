@@ -75,7 +75,10 @@ def theme_from_table(stem: str, table: dict) -> Theme:
     if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
         raise ValueError("[variables] must map names to strings")
     theme = Theme(name=name.strip(), variables={str(k): v for k, v in variables.items()}, **kwargs)
-    theme.to_color_system()  # validates every colour now rather than at render time
+    try:
+        theme.to_color_system()  # validates every colour now rather than at render time
+    except Exception as exc:  # noqa: BLE001 - ColorParseError and friends
+        raise ValueError(str(exc)) from None
     return theme
 
 

@@ -73,10 +73,10 @@ class FindingsList(OptionList):
                 text.append(f"  expected {_fmt(f.expected)}, actual {_fmt(f.actual)}", style="dim")
         return text
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        if self.findings:  # theme changed: re-colour
-            self.call_later(self._rebuild)
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(
+            self, lambda _theme: self.call_after_refresh(self._rebuild) if self.findings else None
+        )
 
     @property
     def current(self) -> Any | None:

@@ -23,7 +23,12 @@ class StatusBar(Static):
         color: $text-muted;
         padding: 0 1;
     }
+    StatusBar > .status--online { color: $success; text-style: bold; }
+    StatusBar > .status--offline { color: $warning; text-style: bold; }
+    StatusBar > .status--pending { color: $accent; text-style: bold; }
+    StatusBar > .status--strong { color: $foreground; text-style: bold; }
     """
+    COMPONENT_CLASSES = {"status--online", "status--offline", "status--pending", "status--strong"}
 
     syncing: reactive[bool] = reactive(False)
 
@@ -57,17 +62,17 @@ class StatusBar(Static):
         else:
             backend = str(getattr(s, "backend", "") or "catalog")
             location = str(getattr(s, "location", "") or "")
-            text.append(f"{backend} ", style="bold")
+            text.append(f"{backend} ", style=self._style("status--strong"))
             text.append(shorten(location, max(12, width // 3)))
             text.append("  ")
             if getattr(s, "server_configured", True) is False:
                 text.append("local only", style="dim")
             elif getattr(s, "online", False):
-                text.append("● online", style="bold green")
+                text.append("● online", style=self._style("status--online"))
             else:
-                text.append("○ offline", style="bold yellow")
+                text.append("○ offline", style=self._style("status--offline"))
             pending = int(getattr(s, "pending", 0) or 0)
-            text.append(f"  {pending} pending", style="bold" if pending else "")
+            text.append(f"  {pending} pending", style=self._style("status--pending") if pending else "")
         if self.syncing:
             text.append("  ⟳ syncing", style="italic")
         if self.note:
@@ -77,5 +82,12 @@ class StatusBar(Static):
             text.append(shorten(self.data_root, max(12, width // 4)))
         self.update(text)
 
+    def _style(self, name: str):
+        return self.get_component_rich_style(name, partial=True) if self.is_mounted else ""
+
     def on_resize(self) -> None:
         self._render_status()
+
+    def on_mount(self) -> None:
+        # re-colour when the theme changes (after the new CSS is applied)
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.call_after_refresh(self._render_status))

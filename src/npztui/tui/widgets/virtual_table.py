@@ -215,7 +215,10 @@ class VirtualTable(ScrollView, can_focus=True):
         self._announce()
 
     def _announce(self) -> None:
-        self.post_message(self.Highlighted(self, self.cursor, self.cursor_row) if self.total else self.Highlighted(self, -1, None))
+        # sent by the table itself even when an ancestor's handler caused it (reset from the app),
+        # otherwise Textual would not bubble it back up to that ancestor
+        message = self.Highlighted(self, self.cursor, self.cursor_row) if self.total else self.Highlighted(self, -1, None)
+        self.post_message(message.set_sender(self))
 
     def _move(self, index: int) -> None:
         if self.total:
@@ -250,7 +253,7 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def action_select(self) -> None:
         if self.total:
-            self.post_message(self.Selected(self, self.cursor, self.cursor_row))
+            self.post_message(self.Selected(self, self.cursor, self.cursor_row).set_sender(self))
 
     def on_click(self, event: events.Click) -> None:
         index = int(self.scroll_y) + event.y - 1
@@ -344,7 +347,13 @@ class VirtualTable(ScrollView, can_focus=True):
         if page in self._requested or page in self._pages:
             return
         self._requested.add(page)
-        self.post_message(self.PageNeeded(self, page, self.generation))
+        # Called while the screen renders: post from our own message loop, not the
+        # screen's (a message "sent" by the screen would not bubble back up through it).
+        self.call_later(self._ask_for_page, page, self.generation)
+
+    def _ask_for_page(self, page: int, generation: int) -> None:
+        if generation == self.generation and page in self._requested:
+            self.post_message(self.PageNeeded(self, page, generation))
 
     def on_focus(self) -> None:
         self.refresh_line(self.cursor + 1)
