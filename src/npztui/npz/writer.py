@@ -13,9 +13,11 @@ the other members: their compressed bytes are copied as they are.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,7 +28,17 @@ from numpy.lib import format as npy_format
 
 from .reader import NpzReader
 
+try:  # POSIX: a live writer holds an advisory lock on its temp file
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 TEMP_PREFIX = ".npztui-tmp-"
+# A temp file nobody holds a lock on is stale. Where locks are not supported
+# (some network file systems) only temps older than this are removed, and an
+# empty temp younger than a few seconds may be a writer between mkstemp and flock.
+_UNLOCKABLE_STALE_AGE_S = 24 * 3600
+_JUST_CREATED_S = 5.0
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -43,15 +55,54 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def cleanup_stale_temps(directory: str | os.PathLike) -> list[Path]:
-    """Remove temp files left by a killed writer (they are never valid outputs)."""
+    """Remove temp files left by a killed writer (they are never valid outputs).
+
+    A writer that is still running (another `compute`, another `meta set` in the
+    same directory) holds a lock on its temp file; those are left alone.
+    """
     removed = []
     for p in Path(directory).glob(TEMP_PREFIX + "*"):
         try:
+            if _temp_in_use(p):
+                continue
             p.unlink()
             removed.append(p)
         except OSError:
             pass
     return removed
+
+
+def _temp_in_use(p: Path) -> bool:
+    st = p.stat()
+    age = time.time() - st.st_mtime
+    if st.st_size == 0 and age < _JUST_CREATED_S:
+        return True  # a writer between mkstemp and taking its lock
+    if fcntl is None:
+        return age < _UNLOCKABLE_STALE_AGE_S
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return True
+        return age < _UNLOCKABLE_STALE_AGE_S  # locks unsupported here
+    finally:
+        os.close(fd)  # also releases the lock we may have taken
+    return False
+
+
+def _lock_temp(fd: int) -> int | None:
+    """Hold an advisory lock on the temp file for the writer's lifetime (a dup'd fd,
+    so closing the data file before the rename does not release it)."""
+    if fcntl is None:
+        return None
+    lock_fd = os.dup(fd)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock_fd)
+        return None
+    return lock_fd
 
 
 class _ArrayStream:
@@ -67,6 +118,8 @@ class _ArrayStream:
         self._written += chunk.nbytes
         if self._written > self._expected:
             raise ValueError(f"array {self.name!r}: more data than its declared shape {self.shape}")
+        if chunk.nbytes == 0:  # e.g. a chunk whose rows all went to the other output
+            return
         self._fh.write(memoryview(chunk).cast("B"))
 
     def finish(self) -> None:
@@ -89,6 +142,7 @@ class NpzWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".npz", dir=self.path.parent)
         self._tmp = Path(tmp)
+        self._lock_fd = _lock_temp(fd)
         self._file = os.fdopen(fd, "w+b")
         self._zip = zipfile.ZipFile(self._file, "w", allowZip64=True)
         self._names: set[str] = set()
@@ -147,14 +201,25 @@ class NpzWriter:
         """Copy a member's stored bytes verbatim (no decompression, no re-encoding)."""
         a = reader.array_info(name)
         if a.member is None:  # bare .npy source: re-wrap its bytes as a stored member
-            with self._member(name, False) as out, open(reader.path, "rb") as src:
-                while block := src.read(1 << 20):
-                    out.write(block)
+            with self._member(name, False) as out:
+                _copy_bytes(reader, 0, a.member_bytes, name, out.write)
             return
         if name in self._names:
             raise ValueError(f"duplicate array name {name!r}")
         self._names.add(name)
         src_zi = reader._zinfos[name]  # noqa: SLF001 - same package, same format layer
+        self._copy_entry(reader, src_zi, a.data_offset)
+
+    def copy_raw_member(self, reader: NpzReader, member: str) -> None:
+        """Copy a non-array zip member (a README, a JSON sidecar) verbatim, so rewrites lose nothing."""
+        assert reader._zip is not None  # noqa: SLF001
+        src_zi = reader._zip.getinfo(member)  # noqa: SLF001
+        if member in self._names:
+            raise ValueError(f"duplicate member name {member!r}")
+        self._names.add(member)
+        self._copy_entry(reader, src_zi, reader._data_offset(src_zi, reader.info.size))  # noqa: SLF001
+
+    def _copy_entry(self, reader: NpzReader, src_zi: zipfile.ZipInfo, data_offset: int) -> None:
         zi = zipfile.ZipInfo(src_zi.filename, date_time=src_zi.date_time)
         zi.compress_type = src_zi.compress_type
         zi.external_attr = src_zi.external_attr
@@ -165,16 +230,9 @@ class NpzWriter:
         zi.header_offset = zf.start_dir
         zip64 = zi.file_size > 0xFFFFFFFF or zi.compress_size > 0xFFFFFFFF
         zf.fp.write(zi.FileHeader(zip64))
-        data_start = a.data_offset
-        left = src_zi.compress_size
-        with open(reader.path, "rb") as src:
-            src.seek(data_start)
-            while left > 0:
-                block = src.read(min(left, 1 << 20))
-                if not block:
-                    raise ValueError(f"member {name!r} ends early in the source file")
-                zf.fp.write(block)
-                left -= len(block)
+        # Read through the reader's own descriptor: the bytes copied are those of
+        # the file the reader inspected, even if the path was replaced meanwhile.
+        _copy_bytes(reader, data_offset, src_zi.compress_size, src_zi.filename, zf.fp.write)
         zf.start_dir = zf.fp.tell()
         zf.filelist.append(zi)
         zf.NameToInfo[zi.filename] = zi
@@ -193,9 +251,16 @@ class NpzWriter:
             mode = 0o666 & ~_umask()
         os.chmod(self._tmp, mode)
         os.replace(self._tmp, self.path)
-        _fsync_dir(self.path.parent)
         self._done = True
+        self._unlock()
+        _fsync_dir(self.path.parent)
         return self.path
+
+    def _unlock(self) -> None:
+        if getattr(self, "_lock_fd", None) is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
 
     def abort(self) -> None:
         if self._done:
@@ -207,6 +272,7 @@ class NpzWriter:
             self._file.close()
         with contextlib.suppress(FileNotFoundError):
             self._tmp.unlink()
+        self._unlock()
 
     def __enter__(self) -> NpzWriter:
         return self
@@ -232,6 +298,18 @@ def write_npz(
         if metadata is not None:
             w.add_metadata(metadata)
     return Path(path)
+
+
+def _copy_bytes(reader: NpzReader, offset: int, length: int, what: str, write) -> None:
+    fd = reader._fp.fileno()  # noqa: SLF001
+    left = length
+    while left > 0:
+        block = os.pread(fd, min(left, 1 << 20), offset)
+        if not block:
+            raise ValueError(f"member {what!r} ends early in the source file")
+        write(block)
+        offset += len(block)
+        left -= len(block)
 
 
 def _needs_v2(header: dict) -> bool:
