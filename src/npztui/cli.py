@@ -286,6 +286,268 @@ def _p_meta(sub) -> None:
 META_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
+# --- tools commands ---
+# meta set / meta migrate / split / merge / lineage. Every write is atomic.
+# Exit codes: 0 done (or nothing to do) · 1 refused because the inputs disagree
+# (SET_INCONSISTENT, PTY_COORDS_LEN) · 2 refused as asked (bad value, legacy file
+# for `meta set`, output exists) · 3 a file could not be read or written
+# (typed code, e.g. PERMISSION for a read-only directory).
+
+
+def _tool_refused(path: Any, exc: Exception, as_json: bool) -> int:
+    """One line on stderr (+ a JSON line); returns the exit code for the refusal."""
+    if isinstance(exc, NpzError):
+        where = exc.path or path
+        err(f"{where}: {exc.message}")
+        if as_json:
+            emit_json({"path": str(path), "error": exc.to_json()})
+        return EXIT_UNREADABLE
+    if isinstance(exc, svc_mod.FindingsError):
+        err(f"{exc.path or path}: {exc.message}")
+        if as_json:
+            emit_json({
+                "path": str(exc.path or path), "written": False,
+                "error": {"code": exc.findings[0][1].code if exc.findings else "REFUSED", "message": exc.message},
+                "findings": exc.findings_json(),
+            })
+        else:
+            for p, f in exc.findings:
+                out(f"  {f.severity} {f.code} ({Path(p).name}): {f.message}")
+        return EXIT_CHECKS
+    assert isinstance(exc, svc_mod.ToolError)
+    err(f"{exc.path or path}: {exc.message}" if (exc.path or path) else exc.message)
+    if as_json:
+        emit_json({"path": str(exc.path or path), "error": {"code": "USAGE", "message": exc.message}})
+    return EXIT_USAGE
+
+
+_TOOL_ERRORS = (NpzError, svc_mod.ToolError)
+
+
+def _assignments(items: Sequence[str] | None) -> dict[str, Any]:
+    try:
+        return svc_mod.parse_set_args(items or [])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _out_edit(edit) -> None:
+    dry = " (dry run: nothing written)" if edit.dry_run and edit.changed else ""
+    if not edit.changed:
+        out(f"{edit.path}: " + ("; ".join(edit.notes) or "unchanged"))
+        return
+    if edit.operation == "meta set":
+        n = len(edit.changes)
+        conf = f", confirmed estimate{'s' if len(edit.confirmed) != 1 else ''} {', '.join(edit.confirmed)}" if edit.confirmed else ""
+        out(f"{edit.path}: {n} value{'s' if n != 1 else ''} changed{conf}{dry}")
+    else:
+        src = f"{edit.source!r} ({edit.encoding})" if edit.source else "no metadata"
+        verb = "would migrate" if edit.dry_run else "migrated"
+        extra = ""
+        if edit.kept_members:
+            extra = f"; kept {', '.join(map(repr, edit.kept_members))} for old readers"
+        if edit.dropped_members:
+            extra = f"; removed {', '.join(map(repr, edit.dropped_members))}"
+        head = "already v1, filled in" if edit.already_v1 else f"{verb} {src} to v1 '_metadata'"
+        out(f"{edit.path}: {head}{extra}{dry}")
+    for line in edit.diff():
+        out(f"  {line}")
+    if edit.estimated:
+        shown = ", ".join(f"{k} = {svc_mod.show_value(v, 40)}" for k, v in edit.estimated.items())
+        out(f"  estimated from the arrays (listed in additional_parameters.estimated_keys): {shown}")
+    for note in edit.notes:
+        out(f"  note: {note}")
+    for f in edit.findings:
+        if f.severity in ("error", "warning"):
+            out(f"  check: {f.severity} {f.code}: {f.message}")
+
+
+def cmd_meta_set(args: argparse.Namespace) -> int:
+    updates = _assignments(args.assignments)
+    svc = _service(args)
+    try:
+        edit = svc_mod.meta_set(args.path, updates, dry_run=args.dry_run, service=svc)
+    except _TOOL_ERRORS as exc:
+        return _tool_refused(args.path, exc, args.json)
+    if args.json:
+        emit_json(edit.to_json())
+    else:
+        _out_edit(edit)
+    return EXIT_OK
+
+
+def cmd_meta_migrate(args: argparse.Namespace) -> int:
+    updates = _assignments(args.set)
+    svc = _service(args)
+    code = EXIT_OK
+    for path in _paths(args):
+        try:
+            edit = svc_mod.meta_migrate(
+                path, updates=updates, estimate=args.estimate, drop_legacy=args.drop_legacy,
+                dry_run=args.dry_run, service=svc,
+            )
+        except _TOOL_ERRORS as exc:
+            code = max(code, _tool_refused(path, exc, args.json))
+            continue
+        if args.json:
+            emit_json(edit.to_json())
+        else:
+            _out_edit(edit)
+    return code
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    try:
+        res = svc_mod.split_file(
+            args.path, fraction=args.fraction, axis=args.axis, out_dir=args.out, force=args.force, service=svc
+        )
+    except _TOOL_ERRORS as exc:
+        return _tool_refused(args.path, exc, args.json)
+    if args.json:
+        emit_json(res.to_json())
+        return EXIT_OK
+    out(f"{res.source} → {res.train.path} ({res.train.rows} rows), {res.test.path} ({res.test.rows} rows)")
+    rec = res.record.get("parameters", {})
+    if res.axis in ("x", "y"):
+        where = f"train {res.axis} ≤ {rec.get('train_max'):g}, test {res.axis} ≥ {rec.get('test_min'):g}"
+    else:
+        where = f"rows [0, {res.train.rows}) to train in source (resnorm) order"
+    out(f"  split along {res.axis} at fraction {res.fraction:g}: {where}")
+    out(f"  split: {', '.join(res.row_arrays) or '-'}; copied: {', '.join(res.copied) or '-'}")
+    for note in res.notes:
+        out(f"  note: {note}")
+    return EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    try:
+        res = svc_mod.merge_files(args.paths, args.output, strategy=args.strategy, force=args.force, service=svc)
+    except _TOOL_ERRORS as exc:
+        return _tool_refused(args.output, exc, args.json)
+    if args.json:
+        emit_json(res.to_json())
+        return EXIT_OK
+    order = ""
+    if res.sorted_by_resnorm is True:
+        order = ", sorted by resnorm"
+    elif res.sorted_by_resnorm is False:
+        order = ", in input order"
+    out(f"{res.output}: merged {len(res.sources)} files, {res.rows} rows ({res.strategy}{order})")
+    out(f"  concatenated: {', '.join(res.row_arrays) or '-'}; copied: {', '.join(res.copied) or '-'}")
+    for name, why in res.dropped.items():
+        out(f"  dropped {name}: {why}")
+    for p, f in res.findings:
+        out(f"  warning {f.code} ({Path(p).name}): {f.message}")
+    for note in res.notes:
+        out(f"  note: {note}")
+    return EXIT_OK
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    code = EXIT_OK
+    for i, path in enumerate(_paths(args)):
+        try:
+            lin = svc_mod.file_lineage(path, service=svc)
+        except _TOOL_ERRORS as exc:
+            code = max(code, _tool_refused(path, exc, args.json))
+            continue
+        if args.json:
+            emit_json(lin.to_json())
+            continue
+        if i:
+            out()
+        out(str(path))
+        if lin.source is None:
+            out("  no metadata, so no lineage (`npztui meta migrate` adds v1 metadata)")
+        elif lin.legacy:
+            out(f"  legacy metadata in {lin.source!r}: no lineage recorded (`npztui meta migrate` converts it)")
+        ci = lin.creation_info or {}
+        if ci:
+            by = " ".join(
+                x for x in (
+                    f"by {ci['script']}" if ci.get("script") else "",
+                    f"on {ci['hostname']}" if ci.get("hostname") else "",
+                    f"({ci.get('tool_version') or ci.get('ptychopinn_version')})"
+                    if ci.get("tool_version") or ci.get("ptychopinn_version") else "",
+                ) if x
+            )
+            out(f"  created {ci.get('timestamp', '?')} {by}".rstrip())
+        for n, rec in enumerate(lin.transformations, 1):
+            out(f"  {n}. {svc_mod.describe_transformation(rec)}")
+        if lin.source is not None and not lin.legacy and not lin.transformations:
+            out("  no transformations recorded")
+    return code
+
+
+def _p_meta_set(msub) -> None:
+    p = msub.add_parser("set", help="change metadata values (v1), recorded in the file's lineage")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("assignments", nargs="+", metavar="K=V", help="short (nphotons) or dotted (circuit.grid_size) keys")
+    p.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
+    _common(p)
+    p.set_defaults(func=cmd_meta_set)
+
+
+def _p_meta_migrate(msub) -> None:
+    p = msub.add_parser("migrate", help="add v1 '_metadata' to legacy files")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--set", action="append", metavar="K=V", help="also set a value (repeatable)")
+    p.add_argument("--estimate", action="store_true", help="fill missing values inferable from the arrays (marked as estimated)")
+    p.add_argument("--drop-legacy", action="store_true", help="remove the legacy metadata member (kept by default for old readers)")
+    p.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
+    _common(p)
+    p.set_defaults(func=cmd_meta_migrate)
+
+
+META_SUBCOMMANDS += [_p_meta_set, _p_meta_migrate]
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return v
+
+
+@subcommand("split")
+def _p_split(sub) -> None:
+    p = sub.add_parser("split", help="split into {stem}_train.npz / {stem}_test.npz")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--fraction", type=_fraction, default=0.8, help="share of positions/rows for train (default 0.8)")
+    p.add_argument("--axis", choices=svc_mod.SPLIT_AXES, default=None,
+                   help="x|y: by scan coordinate (ptycho, default y); rows: in file order (circuit default)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: next to PATH)")
+    p.add_argument("--force", action="store_true", help="replace existing outputs")
+    _common(p)
+    p.set_defaults(func=cmd_split)
+
+
+@subcommand("merge")
+def _p_merge(sub) -> None:
+    p = sub.add_parser("merge", help="concatenate files of one kind along their rows")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the merged file")
+    p.add_argument("--strategy", choices=svc_mod.MERGE_STRATEGIES, default="preserve_first",
+                   help="preserve_first: first file's metadata wins, differences reported; "
+                        "validate_consistent: refuse when nphotons/N/gridsize or grid/frequency settings differ")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    _common(p)
+    p.set_defaults(func=cmd_merge)
+
+
+@subcommand("lineage")
+def _p_lineage(sub) -> None:
+    p = sub.add_parser("lineage", help="the transformation history recorded in a file")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    _common(p)
+    p.set_defaults(func=cmd_lineage)
+# --- end tools commands ---
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="npztui",

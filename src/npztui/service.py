@@ -162,3 +162,56 @@ class Service:
         for r in reports:
             r.ok = r.error is None and checks.passes(r.findings, options.mode)
         return reports
+
+
+# --- tools commands ---
+# Metadata edits, legacy migration, split, merge and lineage (npz/tools.py).
+# Every write is atomic (temp file in the same directory, fsync, rename).
+from .npz import tools as _tools  # noqa: E402
+
+ToolError = _tools.ToolError  # refused as asked, nothing written (usage: exit 2)
+FindingsError = _tools.FindingsError  # refused because the data disagree (exit 1)
+MetaEdit = _tools.MetaEdit
+SplitResult = _tools.SplitResult
+MergeResult = _tools.MergeResult
+Lineage = _tools.Lineage
+MERGE_STRATEGIES = _tools.STRATEGIES
+SPLIT_AXES = _tools.SPLIT_AXES
+describe_transformation = _tools.describe_transformation
+show_value = _tools.show_value
+
+
+def parse_set_args(items: Sequence[str]) -> dict[str, Any]:
+    """`K=V` assignments for `meta set` / `meta migrate --set` (values parsed like `--expect`)."""
+    return checks.parse_expect_args(items)
+
+
+def _tool_limits(service: Service | None) -> Limits:
+    return (service or Service()).limits
+
+
+def meta_set(path: str | os.PathLike, updates: dict[str, Any], *, dry_run: bool = False,
+             service: Service | None = None) -> MetaEdit:
+    return _tools.set_metadata(path, updates, dry_run=dry_run, limits=_tool_limits(service))
+
+
+def meta_migrate(path: str | os.PathLike, *, updates: dict[str, Any] | None = None, estimate: bool = False,
+                 drop_legacy: bool = False, dry_run: bool = False, service: Service | None = None) -> MetaEdit:
+    return _tools.migrate(path, updates=updates, estimate_values=estimate, drop_legacy=drop_legacy,
+                          dry_run=dry_run, limits=_tool_limits(service))
+
+
+def split_file(path: str | os.PathLike, *, fraction: float = 0.8, axis: str | None = None,
+               out_dir: str | os.PathLike | None = None, force: bool = False,
+               service: Service | None = None) -> SplitResult:
+    return _tools.split(path, fraction=fraction, axis=axis, out_dir=out_dir, force=force, limits=_tool_limits(service))
+
+
+def merge_files(paths: Sequence[str | os.PathLike], output: str | os.PathLike, *, strategy: str = "preserve_first",
+                force: bool = False, service: Service | None = None) -> MergeResult:
+    return _tools.merge(paths, output, strategy=strategy, force=force, limits=_tool_limits(service))
+
+
+def file_lineage(path: str | os.PathLike, *, service: Service | None = None) -> Lineage:
+    return _tools.lineage(path, limits=_tool_limits(service))
+# --- end tools commands ---
