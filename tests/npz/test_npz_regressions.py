@@ -244,3 +244,32 @@ def test_read_rows_stored_matches_fancy_indexing(fab, tmp_path, order):
         assert got.dtype.str == ">i8"
         np.testing.assert_array_equal(got, arr[idx])
         assert r.read_rows("a", []).shape == (0, 3, 2)
+
+
+# -- the member limit applies to the members actually present ---------------------------------
+# Only the count claimed by the end-of-central-directory record was checked; zipfile
+# ignores that count, so a file claiming 1 member while holding thousands got past
+# `max_members` and every member was inspected.
+
+
+def _forge_eocd_count(path, count: int) -> None:
+    blob = bytearray(path.read_bytes())
+    at = blob.rindex(b"PK\x05\x06")
+    blob[at + 8 : at + 12] = count.to_bytes(2, "little") * 2
+    path.write_bytes(bytes(blob))
+
+
+def test_member_limit_counts_real_entries_not_the_claimed_count(fab, tmp_path):
+    from npztui.npz.reader import Limits
+
+    members = {f"m{i}.npy": fab.npy_bytes(np.arange(3)) for i in range(40)}
+    path = fab.zip_members(tmp_path / "many.npz", members)
+    limits = Limits(max_members=16)
+    with pytest.raises(Exception) as honest:
+        inspect(path, limits)
+    assert honest.value.code == "TOO_LARGE"
+    _forge_eocd_count(path, 1)
+    with pytest.raises(Exception) as forged:
+        inspect(path, limits)
+    assert forged.value.code == "TOO_LARGE", repr(forged.value)
+    assert len(inspect(path).arrays) == 40  # within the default limit it is fine

@@ -484,6 +484,10 @@ class NpzReader:
         _check_eocd(self._fp, size, self.path, self.limits)
         self._fp.seek(0)
         self._zip = zipfile.ZipFile(self._fp)
+        if len(self._zip.filelist) > self.limits.max_members:  # the EOCD count can lie
+            raise TooLargeError(
+                self.path, f"archive has {len(self._zip.filelist)} members, over the {self.limits.max_members} limit"
+            )
         arrays: list[ArrayInfo] = []
         others: list[str] = []
         seen: dict[str, int] = {}
