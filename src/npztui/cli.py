@@ -548,6 +548,328 @@ def _p_lineage(sub) -> None:
     _common(p)
     p.set_defaults(func=cmd_lineage)
 # --- end tools commands ---
+
+
+# --- circuit commands ---
+# compute / best / search / spectrum (SPEC §5, §7). Exit codes: 0 ok (a stored-
+# spectrum disagreement is a warning finding, printed, not a failure) · 2 bad
+# arguments, not a circuit file, rank out of range, output exists without --force
+# · 3 a file could not be read (or the output written: typed code) · 130 Ctrl-C
+# (nothing written).
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
+    return v
+
+
+def _hz(text: str) -> float:
+    """A frequency: `0.1`, `1e5`, `100k`, `100 kHz`."""
+    try:
+        return svc_mod.parse_quantity(text, "hertz")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _circuit_failure(path: Any, exc: Exception, as_json: bool) -> int:
+    """One line on stderr (+ a JSON error line) for a file a circuit command cannot use."""
+    if isinstance(exc, NpzError):
+        code, message, rc = exc.code, exc.message, EXIT_UNREADABLE
+    elif isinstance(exc, svc_mod.NotCircuitError):
+        code, message, rc = exc.code, str(exc).split(": ", 1)[-1], EXIT_USAGE
+    else:  # IndexError / ValueError: rank out of range, bad option
+        code, message, rc = "USAGE", str(exc).strip("'\""), EXIT_USAGE
+    err(f"{path}: {message}")
+    if as_json:
+        emit_json({"path": str(path), "error": {"code": code, "message": message}})
+    return rc
+
+
+_CIRCUIT_ERRORS = (NpzError, ValueError, IndexError)
+
+
+def _resnorm(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _ranked_table(rows) -> list[str]:
+    head = [["rank", "row", "resnorm (Ω)", *svc_mod.PARAM_NAMES]]
+    body = [
+        [str(r.rank), str(r.row), _resnorm(r.resnorm),
+         *(svc_mod.format_parameter(n, r.parameters[n]) for n in svc_mod.PARAM_NAMES)]
+        for r in rows
+    ]
+    return table(head + body, right=tuple(range(8)), indent="  ")
+
+
+def _out_ranking(res, *, what: str) -> None:
+    order = "sorted" if res.sorted else "unsorted: ranks computed"
+    out(f"{res.path} · {res.n_rows:,} rows ({order})")
+    if res.max_resnorm is not None:
+        shown = f", showing the best {len(res.rows)}" if len(res.rows) < (res.matches or 0) else ""
+        out(f"  {res.matches:,} rows with resnorm ≤ {_resnorm(res.max_resnorm)}{shown}")
+    if not res.rows:
+        out(f"  no {what}")
+        return
+    for line in _ranked_table(res.rows):
+        out(line)
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    code = EXIT_OK
+    for i, path in enumerate(_paths(args)):
+        try:
+            res = svc_mod.best_rows(path, args.n, service=svc)
+        except _CIRCUIT_ERRORS as exc:
+            code = max(code, _circuit_failure(path, exc, args.json))
+            continue
+        if args.json:
+            emit_json(res.to_json())
+            continue
+        if i:
+            out()
+        _out_ranking(res, what="rows")
+    return code
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    code = EXIT_OK
+    for i, path in enumerate(_paths(args)):
+        try:
+            res = svc_mod.search_rows(path, args.max_resnorm, args.limit, service=svc)
+        except _CIRCUIT_ERRORS as exc:
+            code = max(code, _circuit_failure(path, exc, args.json))
+            continue
+        if args.json:
+            emit_json(res.to_json())
+            continue
+        if i:
+            out()
+        _out_ranking(res, what="matching rows")
+    return code
+
+
+def _reference_arg(text: str | None) -> dict[str, float] | None:
+    if text is None:
+        return None
+    try:
+        return svc_mod.parse_reference(text)
+    except ValueError as exc:
+        raise UsageError(f"--ref: {exc}") from None
+
+
+def cmd_spectrum(args: argparse.Namespace) -> int:
+    if args.plot and args.json:
+        raise UsageError("--plot draws for a terminal; it cannot be combined with --json")
+    reference = _reference_arg(args.ref)
+    svc = _service(args)
+    code = EXIT_OK
+    for i, path in enumerate(_paths(args)):
+        try:
+            rs = svc_mod.row_spectrum(path, args.rank, reference=reference, service=svc)
+        except _CIRCUIT_ERRORS as exc:
+            code = max(code, _circuit_failure(path, exc, args.json))
+            continue
+        if args.json:
+            emit_json(rs.to_json())
+            continue
+        if i:
+            out()
+        _out_spectrum(rs, args)
+    return code
+
+
+def _out_spectrum(rs, args: argparse.Namespace) -> None:
+    import shutil
+
+    ref_src = {"argument": "given with --ref", "metadata": "from the file's metadata",
+               "default": "assumed, the file records none; see --ref"}[rs.reference_source]
+    out(f"{rs.path} · rank {rs.rank} (row {rs.row}) · resnorm {_resnorm(rs.resnorm)} Ω"
+        f" (recomputed {_resnorm(rs.recomputed_resnorm)} Ω)")
+    out(f"  parameters  {svc_mod.format_parameters(rs.parameters)}")
+    out(f"  reference   {svc_mod.format_parameters(rs.reference)}  ({ref_src})")
+    freq_src = {"array": "", "metadata": " (frequencies from metadata)", "default": " (default frequencies)"}
+    out(f"  {len(rs.frequencies)} frequencies, {svc_mod.format_si(rs.frequencies[0], 'hertz')}"
+        f" – {svc_mod.format_si(rs.frequencies[-1], 'hertz')}{freq_src[rs.frequency_source]}")
+    if rs.stored.status == "agrees":
+        out("  stored spectrum: agrees with the model (rel 1e-3)")
+    elif rs.stored.status != "disagrees":
+        out(f"  stored spectrum: {rs.stored.status} — {rs.stored.detail}")
+    for f in rs.findings():
+        out(f"  {f.severity} {f.code}: {f.message}")
+    if args.plot:
+        size = shutil.get_terminal_size((100, 30))
+        width = args.width or size.columns
+        height = args.height or max(size.lines - 7, 16 if args.plot == "nyquist" else 24)
+        out(svc_mod.spectrum_plot(rs, args.plot, width, height, color=sys.stdout.isatty()).rstrip("\n"))
+        return
+    rows = [["f", "real (Ω)", "imag (Ω)", "|Z| (Ω)", "phase (°)"]]
+    for f, (re_, im, mag, ph) in zip(rs.frequencies, rs.spectrum):
+        rows.append([svc_mod.format_si(f, "hertz", 4), f"{re_:.6g}", f"{im:.6g}", f"{mag:.6g}", f"{ph:.4f}"])
+    for line in table(rows, right=(0, 1, 2, 3, 4), indent="  "):
+        out(line)
+
+
+class _ComputeBar:
+    """A rich progress bar on stderr: one line per phase, rows/s and ETA."""
+
+    LABELS = {"resnorm": "resnorms", "sort": "rank order", "parameters": "parameters", "spectrum": "spectra"}
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _ComputeBar:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
+            from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+            from rich.text import Text
+
+            class RowsPerSecond(ProgressColumn):
+                def render(self, task) -> Text:
+                    speed = task.finished_speed or task.speed
+                    return Text("" if speed is None else f"{svc_mod.format_si(speed, '', 3)} rows/s")
+
+            self._progress = Progress(
+                TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), RowsPerSecond(),
+                TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn(),
+                console=Console(stderr=True), transient=False,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __call__(self, ev) -> None:
+        if self._progress is None:
+            return
+        task = self._tasks.get(ev.phase)
+        if task is None:
+            task = self._tasks[ev.phase] = self._progress.add_task(self.LABELS.get(ev.phase, ev.phase), total=ev.rows_total)
+        self._progress.update(task, completed=ev.rows_done)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+
+def cmd_compute(args: argparse.Namespace) -> int:
+    reference = _reference_arg(args.ref) or dict(svc_mod.DEFAULT_REFERENCE)
+    try:
+        config = svc_mod.ComputeConfig(
+            grid_size=args.grid, freq_min=args.fmin, freq_max=args.fmax, n_frequencies=args.points,
+            reference=reference, spectrum=svc_mod.SpectrumMode.parse(args.spectrum),
+            compress=args.compress, legacy_pickle=args.legacy_pickle,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    svc = _service(args)
+    out_dir = Path(args.out) if args.out else svc_mod.default_compute_dir(svc)
+    script = (f"npztui compute --grid {args.grid} --fmin {args.fmin:g} --fmax {args.fmax:g} --points {args.points}"
+              f" --ref {','.join(f'{k}={v:g}' for k, v in reference.items())} --spectrum {config.spectrum}"
+              + (" --compress" if args.compress else "") + (" --legacy-pickle" if args.legacy_pickle else ""))
+    show = not args.no_progress and sys.stderr.isatty()
+    try:
+        with _ComputeBar(show) as bar:
+            res = svc_mod.compute_grid(
+                config, out_dir, overwrite=args.force, chunk_rows=args.chunk_rows, progress=bar, script=script,
+                service=svc,
+            )
+    except FileExistsError as exc:
+        raise UsageError(f"{exc}".replace("overwrite / --force", "--force")) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        err("interrupted: nothing was written")
+        return 130
+    except OSError as exc:
+        e = svc_mod.os_error(exc.filename or out_dir, exc)
+        err(f"{e.path}: {e.message}")
+        if args.json:
+            emit_json({"path": str(e.path), "error": e.to_json()})
+        return EXIT_UNREADABLE
+    if args.json:
+        emit_json(res.to_json())
+        return EXIT_OK
+    size = res.path.stat().st_size
+    out(f"wrote {res.path}")
+    out(f"  {res.n_rows:,} rows × {res.n_frequencies} frequencies · spectrum {res.spectrum}"
+        f" · {human_bytes(size)}{' (deflated)' if res.compressed else ''}"
+        f" · {res.elapsed_s:.2f} s ({svc_mod.format_si(res.rows_per_s, '', 3)} rows/s)")
+    out(f"  best resnorm {_resnorm(res.best_resnorm)} Ω at {svc_mod.format_parameters(res.best_parameters)}")
+    return EXIT_OK
+
+
+@subcommand("compute")
+def _p_compute(sub) -> None:
+    p = sub.add_parser("compute", help="compute a circuit grid, ranked by resnorm, into an .npz")
+    p.add_argument("--grid", type=_positive_int, default=5, metavar="G", help="values per parameter (default 5: 3125 rows)")
+    p.add_argument("--fmin", type=_hz, default=0.1, metavar="HZ", help="lowest frequency (default 0.1 Hz)")
+    p.add_argument("--fmax", type=_hz, default=100_000.0, metavar="HZ", help="highest frequency (default 100 kHz)")
+    p.add_argument("--points", type=_positive_int, default=100, metavar="N", help="log-spaced frequencies (default 100)")
+    p.add_argument("--ref", metavar="Rsh=..,Ra=..,Ca=..,Rb=..,Cb=..",
+                   help="reference circuit (units/prefixes allowed: 5k, 25.05u); default Rsh=Ra=Rb=5005, Ca=Cb=25.05e-6")
+    p.add_argument("--spectrum", default="full", metavar="full|none|top:K", help="which spectra to store (default full)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default <data root>/user_generated)")
+    p.add_argument("--force", action="store_true", help="replace an existing file of the same name")
+    p.add_argument("--compress", action="store_true", help="deflate the arrays (smaller, slower)")
+    p.add_argument("--legacy-pickle", action="store_true", help="also write the old pickled 'metadata' dict for old readers")
+    p.add_argument("--chunk-rows", type=_positive_int, default=None, metavar="N", help="rows per chunk: bounds memory (default 32768)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _common(p)
+    p.set_defaults(func=cmd_compute)
+
+
+@subcommand("best")
+def _p_best(sub) -> None:
+    p = sub.add_parser("best", help="top-N rows by resnorm (circuit)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("-n", type=_non_negative_int, default=10, metavar="N", help="how many rows (default 10)")
+    _common(p)
+    p.set_defaults(func=cmd_best)
+
+
+@subcommand("search")
+def _p_search(sub) -> None:
+    p = sub.add_parser("search", help="rows with resnorm ≤ X, best first (circuit)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--max-resnorm", type=float, required=True, metavar="X", help="resnorm threshold (Ω)")
+    p.add_argument("--limit", type=_non_negative_int, default=100, metavar="N", help="at most N rows (default 100)")
+    _common(p)
+    p.set_defaults(func=cmd_search)
+
+
+@subcommand("spectrum")
+def _p_spectrum(sub) -> None:
+    p = sub.add_parser("spectrum", help="a ranked row's spectrum, recomputed; --plot draws it")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--rank", type=_positive_int, required=True, metavar="R", help="1-based rank (1 = best)")
+    p.add_argument("--plot", choices=svc_mod.PLOT_KINDS, help="draw a Nyquist or Bode plot instead of the table")
+    p.add_argument("--ref", metavar="Rsh=..,Ra=..", help="reference to overlay (default: the file's, else the producers')")
+    p.add_argument("--width", type=_positive_int, metavar="COLS", help="plot width (default: terminal)")
+    p.add_argument("--height", type=_positive_int, metavar="LINES", help="plot height (default: terminal)")
+    _common(p)
+    p.set_defaults(func=cmd_spectrum)
+# --- end circuit commands ---
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="npztui",

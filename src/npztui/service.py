@@ -215,3 +215,78 @@ def merge_files(paths: Sequence[str | os.PathLike], output: str | os.PathLike, *
 def file_lineage(path: str | os.PathLike, *, service: Service | None = None) -> Lineage:
     return _tools.lineage(path, limits=_tool_limits(service))
 # --- end tools commands ---
+
+
+# --- circuit commands ---
+# compute / best / search / spectrum (SPEC §5, §7): thin wrappers over npztui.circuit,
+# re-exporting what the front ends need so they import only this module.
+from . import circuit as _circuit  # noqa: E402
+from .circuit import compute as _compute, plot as _plot, ranking as _ranking  # noqa: E402
+from .circuit import spectrum as _spectrum, units as _units  # noqa: E402
+from .npz.errors import error_from_os as _error_from_os  # noqa: E402
+
+ComputeConfig = _compute.ComputeConfig
+ComputeProgress = _compute.ComputeProgress
+ComputeResult = _compute.ComputeResult
+SpectrumMode = _compute.SpectrumMode
+COMPUTE_PHASES = _compute.PHASES
+NotCircuitError = _ranking.NotCircuitError
+RankingResult = _ranking.RankingResult
+RowSpectrum = _spectrum.RowSpectrum
+PLOT_KINDS = _plot.PLOT_KINDS
+PARAM_NAMES = _circuit.PARAM_NAMES
+PARAM_UNITS = _circuit.PARAM_UNITS
+DEFAULT_REFERENCE = _circuit.DEFAULT_REFERENCE
+format_si = _units.format_si
+format_parameter = _units.format_parameter
+format_parameters = _units.format_parameters
+parse_reference = _units.parse_reference
+parse_quantity = _units.parse_quantity
+output_filename = _compute.output_filename
+
+
+def os_error(path: str | os.PathLike, exc: OSError) -> NpzError:
+    """The typed error (PERMISSION, NOT_FOUND, ...) for an OSError met while writing."""
+    return _error_from_os(path, exc)
+
+
+def default_compute_dir(service: Service | None = None) -> Path:
+    """`<data root>/user_generated` (data root from settings, else `data/npz`)."""
+    root = (service or Service()).settings.data_root or Path("data/npz")
+    return Path(root) / "user_generated"
+
+
+def compute_grid(config: ComputeConfig, out_dir: str | os.PathLike | None = None, *, overwrite: bool = False,
+                 chunk_rows: int | None = None, progress=None, script: str = "npztui compute",
+                 service: Service | None = None) -> ComputeResult:
+    """Compute a grid file atomically (see `npztui.circuit.compute.compute_grid`)."""
+    return _compute.compute_grid(
+        config, out_dir if out_dir is not None else default_compute_dir(service), overwrite=overwrite,
+        chunk_rows=chunk_rows or _compute.DEFAULT_CHUNK_ROWS, progress=progress, script=script,
+    )
+
+
+def best_rows(path: str | os.PathLike, n: int = 10, *, service: Service | None = None) -> RankingResult:
+    with (service or Service()).open(path) as r:
+        return _ranking.best(r, n)
+
+
+def search_rows(path: str | os.PathLike, max_resnorm: float, limit: int = 100, *,
+                service: Service | None = None) -> RankingResult:
+    with (service or Service()).open(path) as r:
+        return _ranking.search(r, max_resnorm, limit)
+
+
+def row_spectrum(path: str | os.PathLike, rank: int, *, reference: dict[str, float] | None = None,
+                 service: Service | None = None) -> RowSpectrum:
+    with (service or Service()).open(path) as r:
+        return _spectrum.row_spectrum(r, rank, reference=reference)
+
+
+def spectrum_plot(rs: RowSpectrum, kind: str, width: int = 80, height: int = 24, *, color: bool = True) -> str:
+    """Nyquist or Bode plot of a row with its reference overlaid (plotext text)."""
+    row = _plot.Curve(f"rank {rs.rank}", rs.spectrum)
+    ref = _plot.Curve("reference" + (" (assumed)" if rs.reference_source == "default" else ""),
+                      rs.reference_spectrum, reference=True)
+    return _plot.render(_plot.plot_data(kind, rs.frequencies, [row], ref), width, height, color=color)
+# --- end circuit commands ---

@@ -88,7 +88,7 @@ class SpectrumMode:
                 k = -1
             if k >= 1:
                 return cls("top", k)
-            raise ValueError(f"--spectrum top:K needs a positive integer K (got {value!r})")
+            raise ValueError(f"spectrum mode top:K needs a positive integer K (got {value!r})")
         raise ValueError(f"spectrum mode must be full, none or top:K (got {value!r})")
 
     def rows(self, n_rows: int) -> int:

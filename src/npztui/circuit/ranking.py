@@ -117,8 +117,9 @@ def check_circuit(reader: NpzReader) -> str:
     name = kinds.resnorm_name(info)
     p = info.array("parameters")
     if p is None or name is None:
-        missing = " and ".join(x for x, a in (("parameters", p), ("resnorms", name)) if a is None)
-        raise NotCircuitError(f"{reader.path}: not a circuit file (no {missing} array)")
+        missing = [x for x, a in (("parameters", p), ("resnorms", name)) if a is None]
+        what = " or ".join(missing) + (" arrays" if len(missing) > 1 else " array")
+        raise NotCircuitError(f"{reader.path}: not a circuit file (no {what})")
     if len(p.shape) != 2 or p.shape[1] != N_PARAMS or p.dtype.kind not in "fiu":
         raise NotCircuitError(f"{reader.path}: parameters is {p.shape} {p.dtype}, expected (rows, 5) numbers")
     rn = info.array(name)
