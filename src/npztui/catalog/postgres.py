@@ -24,7 +24,7 @@ from .errors import CatalogError, MigrationError, PermissionDenied, ServerUnavai
 from .migrate import PG_SCHEMA, latest_version, migrate_pg, pg_version
 from .models import DbStatus
 from .schema import JSON_COLUMNS, TIME_COLUMNS, UUID_COLUMNS, Table
-from .util import dumps, mask_url, scrub
+from .util import mask_url, scrub
 
 _TS = "YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\""
 
@@ -40,16 +40,6 @@ def decode(table: Table, values: Sequence[Any]) -> dict[str, Any]:
         if val is not None and c in JSON_COLUMNS:
             val = json.loads(val)
         out[c] = val
-    return out
-
-
-def encode_copy(table: Table, row: dict[str, Any]) -> list[Any]:
-    out: list[Any] = []
-    for c in table.columns:
-        val = row.get(c)
-        if val is not None and c in JSON_COLUMNS:
-            val = dumps(val)
-        out.append(val)
     return out
 
 
@@ -150,8 +140,12 @@ def safe_revision(conn: psycopg.Connection) -> int:
 # --------------------------------------------------------------------------- row I/O
 
 
-def stage(conn: psycopg.Connection, table: Table, rows: Sequence[dict[str, Any]]) -> sql.Composable:
-    """COPY `rows` into a temporary table shaped like `table` (dropped at commit)."""
+def stage(conn: psycopg.Connection, table: Table, rows: Sequence[Sequence[Any]]) -> sql.Composable:
+    """COPY rows into a temporary table shaped like `table` (dropped at commit).
+
+    Rows come in SQLite storage form, in `table.columns` order: JSON is already
+    text (parsed by the server), booleans are 0/1 (valid boolean input).
+    """
     tmp = sql.Identifier(f"npztui_stage_{table.name}")
     with conn.cursor() as cur:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(tmp))
@@ -159,7 +153,7 @@ def stage(conn: psycopg.Connection, table: Table, rows: Sequence[dict[str, Any]]
         cols = sql.SQL(", ").join(map(sql.Identifier, table.columns))
         with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(tmp, cols)) as copy:
             for row in rows:
-                copy.write_row(encode_copy(table, row))
+                copy.write_row(row)
     return tmp
 
 
@@ -229,12 +223,14 @@ def apply_staged(conn: psycopg.Connection, table: Table, tmp: sql.Composable, id
 
 
 def rows_between(conn: psycopg.Connection, table: Table, after: int, upto: int, *,
-                 skip_origin: str | None = None, batch: int = 5000) -> Iterator[dict[str, Any]]:
+                 skip_origin: str | None = None, raw: bool = False,
+                 batch: int = 5000) -> Iterator[Any]:
     """Visible rows of `table` with after < rev ≤ upto, oldest revision first.
 
     `skip_origin`: leave out versions written by that client — our own pushes,
     which the local catalog already holds (their revisions were recorded when
-    the push was acknowledged).
+    the push was acknowledged). `raw`: tuples in `table.columns` order with
+    JSON left as text, ready for SQLite; otherwise decoded dicts.
     """
     cols = sql.SQL(", ").join(_aliased(c, "t") for c in table.columns)
     q = sql.SQL(
@@ -248,7 +244,7 @@ def rows_between(conn: psycopg.Connection, table: Table, after: int, upto: int, 
             if not chunk:
                 break
             for r in chunk:
-                yield decode(table, r)
+                yield r if raw else decode(table, r)
 
 
 def visible_ids(conn: psycopg.Connection, table: Table) -> set[str]:

@@ -205,6 +205,16 @@ class SQLiteStore:
             ([encode_value(c, r.get(c)) for c in cols] for r in rows),
         )
 
+    def upsert_raw(self, table: Table, rows: Iterable[Sequence[Any]]) -> None:
+        """`upsert_many` for rows already in storage form (JSON text), in column order."""
+        cols = table.columns
+        sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "id")
+        self.conn.executemany(
+            f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT (id) DO UPDATE SET {sets}",
+            rows,
+        )
+
     def enqueue(self, table: Table, row_id: str, op: str, at: str) -> None:
         self.conn.execute(
             "INSERT INTO outbox (table_name, row_id, op, created_at) VALUES (?, ?, ?, ?)",

@@ -37,6 +37,7 @@ from .errors import CatalogError, ServerUnavailable, SyncInProgress
 from .models import SyncResult
 from .repository import Catalog
 from .schema import SYNC_ORDER, Table, children_of
+from .sqlite import decode_row
 from .util import CLOCK, dumps, new_id
 
 if TYPE_CHECKING:
@@ -66,9 +67,17 @@ class _Decision:
 
 @dataclass
 class _Chunk:
+    """Pending rows of one table in SQLite storage form (JSON as text: sent as is)."""
+
     table: Table
-    rows: list[dict[str, Any]]
+    raw: list[tuple[Any, ...]]
     max_seq: dict[str, int] = field(default_factory=dict)
+
+    def ids(self) -> list[str]:
+        return [r[0] for r in self.raw]
+
+    def decoded(self, i: int) -> dict[str, Any]:
+        return decode_row(self.table.columns, self.raw[i])
 
 
 # --------------------------------------------------------------------------- entry point
@@ -201,14 +210,19 @@ def _next_chunk(catalog: Catalog, table: Table, size: int, skip: set[str]) -> _C
         picked = [(rid, seq) for rid, seq in got if rid not in skip][:size]
         if not picked:
             return None
-        rows = s.select(table, "id IN (SELECT value FROM json_each(?))", (dumps([rid for rid, _ in picked]),))
-    by_id = {r["id"]: r for r in rows}
+        by_id = _raw_rows(c, table, [rid for rid, _ in picked])
     chunk = _Chunk(table, [])
     for rid, seq in picked:
         if rid in by_id:
-            chunk.rows.append(by_id[rid])
+            chunk.raw.append(by_id[rid])
             chunk.max_seq[rid] = seq
-    return chunk if chunk.rows else None
+    return chunk if chunk.raw else None
+
+
+def _raw_rows(c: sqlite3.Connection, table: Table, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    got = c.execute(f"SELECT {', '.join(table.columns)} FROM {table.name} "
+                    "WHERE id IN (SELECT value FROM json_each(?))", (dumps(ids),)).fetchall()
+    return {r[0]: r for r in got}
 
 
 def _drop_orphan_entries(catalog: Catalog, table: Table) -> None:
@@ -231,14 +245,14 @@ def _push_table(catalog: Catalog, conn: psycopg.Connection, table: Table, size: 
         chunk = _next_chunk(catalog, table, size, failed)
         if chunk is None:
             return
-        foreign = [r for r in chunk.rows if r["owner"] != role]
+        foreign = [r[0] for r in chunk.raw if r[1] != role]  # (id, owner, ...)
         if foreign:
             # The API never lets these be edited; they can only come from an
             # owner change. The server would refuse them: drop and report.
-            _forget_outbox(catalog, table, {r["id"]: chunk.max_seq[r["id"]] for r in foreign})
+            _forget_outbox(catalog, table, {rid: chunk.max_seq[rid] for rid in foreign})
             result.errors.append(f"{table.name}: {len(foreign)} rows owned by another role were not pushed")
-            chunk.rows = [r for r in chunk.rows if r["owner"] == role]
-            if not chunk.rows:
+            chunk.raw = [r for r in chunk.raw if r[1] == role]
+            if not chunk.raw:
                 continue
         try:
             _push_chunk(catalog, conn, chunk, result)
@@ -247,7 +261,7 @@ def _push_table(catalog: Catalog, conn: psycopg.Connection, table: Table, size: 
                 raise
             err = pg.server_error(exc, url)
             result.errors.append(f"{table.name}: {err}")
-            failed.update(r["id"] for r in chunk.rows)
+            failed.update(chunk.ids())
 
 
 def _push_chunk(catalog: Catalog, conn: psycopg.Connection, chunk: _Chunk, result: SyncResult) -> None:
@@ -257,26 +271,32 @@ def _push_chunk(catalog: Catalog, conn: psycopg.Connection, chunk: _Chunk, resul
     for _attempt in range(5):
         try:
             with conn.transaction():
-                tmp = pg.stage(conn, table, chunk.rows)
+                tmp = pg.stage(conn, table, chunk.raw)
                 _checkpoint("push:staged")
                 twins = pg.natural_collisions(conn, table, tmp)
                 if twins:
                     raise _Restart(twins)
-                server = pg.current_versions(conn, table, [r["id"] for r in chunk.rows])
+                ids = chunk.ids()
+                server = pg.current_versions(conn, table, ids)
                 me = catalog.client_id
-                decisions = [_decide(table, r, server.get(r["id"]), me) for r in chunk.rows]
+                decisions = [
+                    _decide(table, chunk.decoded(i), server[rid], me) if rid in server
+                    else _Decision({"id": rid}, "apply")
+                    for i, rid in enumerate(ids)
+                ]
                 revs = pg.apply_staged(conn, table, tmp, [d.local["id"] for d in decisions if d.action == "apply"])
                 _checkpoint("push:before_commit")
         except _Restart as restart:
             _merge_twins(catalog, table, restart.twins)
-            refreshed = _Chunk(table, [])
             remap = {local_id: srow["id"] for local_id, srow in restart.twins}
-            for row in chunk.rows:
-                rid = remap.get(row["id"], row["id"])
-                fresh = catalog.store.get(table, rid)
-                if fresh is not None:
-                    refreshed.rows.append(fresh)
-                    refreshed.max_seq[rid] = chunk.max_seq[row["id"]]
+            refreshed = _Chunk(table, [])
+            with catalog.store.read() as c:
+                fresh = _raw_rows(c, table, [remap.get(rid, rid) for rid in chunk.ids()])
+            for rid in chunk.ids():
+                new = remap.get(rid, rid)
+                if new in fresh:
+                    refreshed.raw.append(fresh[new])
+                    refreshed.max_seq[new] = chunk.max_seq[rid]
             chunk = refreshed
             continue
         _checkpoint("push:after_commit")
@@ -387,14 +407,14 @@ def _pull(catalog: Catalog, conn: psycopg.Connection, result: SyncResult, *, ful
     upto = pg.safe_revision(conn)
     after = 0 if full else int(s.meta("last_pulled_rev") or 0)
     result.server_revision = upto
-    fetched: dict[str, list[dict[str, Any]]] = {}
+    fetched: dict[str, list[tuple[Any, ...]]] = {}
     visible: dict[str, set[str]] = {}
     if upto > after:
         with conn.transaction():
             for table in SYNC_ORDER:
                 _checkpoint("pull:table")
                 fetched[table.name] = list(pg.rows_between(
-                    conn, table, after, upto, skip_origin=None if full else catalog.client_id))
+                    conn, table, after, upto, skip_origin=None if full else catalog.client_id, raw=True))
                 if full:
                     visible[table.name] = pg.visible_ids(conn, table)
     _checkpoint("pull:fetched")
@@ -414,38 +434,40 @@ def _pull(catalog: Catalog, conn: psycopg.Connection, result: SyncResult, *, ful
             s.conn.execute("PRAGMA foreign_keys = ON")
 
 
-def _apply_pulled(c: sqlite3.Connection, catalog: Catalog, table: Table, rows: list[dict[str, Any]],
+def _apply_pulled(c: sqlite3.Connection, catalog: Catalog, table: Table, rows: list[tuple[Any, ...]],
                   pending: set[tuple[str, str]]) -> int:
+    """Store pulled rows (storage form, JSON as text) without touching the outbox."""
     if not rows:
         return 0
-    s = catalog.store
+    rev_at = table.columns.index("rev")
+    key_at = [table.columns.index(k) for k in table.natural_key]
     revs = {r[0]: r[1] for r in c.execute(f"SELECT id, rev FROM {table.name}")}
     keys: dict[tuple[Any, ...], str] = {}
     if table.natural_key:
         cols = ", ".join(table.natural_key)
         keys = {tuple(r[1:]): r[0] for r in c.execute(f"SELECT id, {cols} FROM {table.name}")}
-    todo: list[dict[str, Any]] = []
+    todo: list[tuple[Any, ...]] = []
     for row in rows:
-        rid = row["id"]
+        rid, rev = row[0], row[rev_at]
         if (table.name, rid) in pending:
             continue  # a local edit is waiting: the next push settles it against this version
-        if rid in revs and revs[rid] >= row["rev"]:
-            continue  # already have this version (e.g. our own push coming back)
-        if table.natural_key:
-            key = tuple(row[k] for k in table.natural_key)
+        if rid in revs and revs[rid] >= rev:
+            continue  # already have this version
+        if key_at:
+            key = tuple(row[i] for i in key_at)
             twin = keys.get(key)
+            keys[key] = rid
             if twin is not None and twin != rid:
+                # the same record under a local id (made here before it was pulled): adopt the server's id
                 _remap(c, table, twin, rid)
                 revs[rid] = revs.pop(twin, 0)
-                keys[key] = rid
                 if (table.name, twin) in pending:
                     pending.add((table.name, rid))
                     c.execute(f"UPDATE {table.name} SET rev = 0 WHERE id = ?", (rid,))
                     continue
-            keys[key] = rid
         todo.append(row)
-        revs[rid] = row["rev"]
-    s.upsert_many(table, todo)
+        revs[rid] = rev
+    catalog.store.upsert_raw(table, todo)
     return len(todo)
 
 
