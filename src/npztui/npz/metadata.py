@@ -160,8 +160,10 @@ def _parse_json(value: str | bytes) -> dict[str, Any]:
         data = json.loads(value)
     except RecursionError:
         raise _Invalid("JSON nests too deeply") from None
-    except ValueError as exc:
-        raise _Invalid(f"not valid JSON ({exc.msg} at line {getattr(exc, 'lineno', '?')})") from None
+    except json.JSONDecodeError as exc:
+        raise _Invalid(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError as exc:  # e.g. an integer over Python's digit limit: no .msg/.lineno
+        raise _Invalid(f"not valid JSON ({str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
     if not isinstance(data, dict):
         raise _Invalid(f"JSON is a {type(data).__name__}, not an object")
     _check_size(data)
