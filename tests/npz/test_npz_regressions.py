@@ -273,3 +273,38 @@ def test_member_limit_counts_real_entries_not_the_claimed_count(fab, tmp_path):
         inspect(path, limits)
     assert forged.value.code == "TOO_LARGE", repr(forged.value)
     assert len(inspect(path).arrays) == 40  # within the default limit it is fine
+
+
+# -- JSON metadata that Python's json rejects with a plain ValueError ---------------------------
+# An integer literal longer than Python's 4300-digit limit makes json.loads raise a
+# ValueError that is not a JSONDecodeError (no `.msg`); discovery crashed with
+# AttributeError instead of reporting META_INVALID.
+
+
+def test_json_metadata_with_a_huge_integer_is_meta_invalid(fab, tmp_path):
+    from npztui.npz.metadata import discover
+
+    text = '{"nphotons": ' + "9" * 5000 + "}"
+    path = fab.zip_members(
+        tmp_path / "bigint.npz",
+        {"x.npy": fab.npy_bytes(np.arange(3)), "_metadata.npy": fab.npy_bytes(np.array(text))},
+    )
+    with NpzReader(path) as r:
+        meta = discover(r)
+    assert not meta.found
+    assert [f.code for f in meta.findings] == ["META_INVALID"]
+    assert "\n" not in meta.findings[0].message
+
+
+# -- a file without metadata gets META_MISSING -----------------------------------------------
+# The rule was emitted as "METAMISSING", which is not in the rule table: Finding.make
+# raised KeyError, so `check` crashed on every legacy file instead of warning.
+
+
+def test_legacy_file_without_metadata_is_meta_missing(fab):
+    from npztui.npz import checks, kinds
+    from npztui.npz.metadata import discover
+
+    with NpzReader(fab.COMPAT / "ptycho_legacy_no_metadata.npz") as r:
+        found = checks.intrinsic(r, discover(r), kinds.detect_kind(r.info))
+    assert [(f.code, f.severity) for f in found] == [("META_MISSING", "warning")]

@@ -147,7 +147,7 @@ def intrinsic(reader: NpzReader, meta: MetadataResult, kind: str, *, deep: bool 
     """Every rule that compares the file with itself."""
     out: list[Finding] = list(meta.findings)
     if not meta.found and not meta.findings:
-        out.append(Finding.make("METAMISSING", "no metadata found (legacy file)"))
+        out.append(Finding.make("META_MISSING", "no metadata found (legacy file)"))
     if meta.found:
         out += _schema(meta)
     if kind == kinds.PTYCHO:
