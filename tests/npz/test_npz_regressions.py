@@ -296,6 +296,29 @@ def test_json_metadata_with_a_huge_integer_is_meta_invalid(fab, tmp_path):
     assert "\n" not in meta.findings[0].message
 
 
+# -- circuit files whose resnorms are not 1-d -------------------------------------------------
+# CIRC_ROWS was reported, then the ascending-order scan compared whole rows and
+# crashed with "truth value of an array is ambiguous".
+
+
+def test_circuit_resnorms_with_two_columns_give_findings_not_a_crash(tmp_path):
+    from npztui.npz import checks, kinds
+    from npztui.npz.metadata import discover
+    from npztui.npz.writer import write_npz
+
+    path = write_npz(
+        tmp_path / "c.npz",
+        {"parameters": np.ones((4, 5), "<f4"), "resnorms": np.ones((4, 2), "<f4")},
+        metadata={"schema_version": "1.0.0", "circuit": {"grid_size": 2, "best_resnorm": 1.0}},
+    )
+    with NpzReader(path) as r:
+        kind = kinds.detect_kind(r.info)
+        assert kind == kinds.CIRCUIT
+        found = checks.intrinsic(r, discover(r), kind, deep=True)
+    codes = [f.code for f in found]
+    assert "CIRC_ROWS" in codes
+
+
 # -- a file without metadata gets META_MISSING -----------------------------------------------
 # The rule was emitted as "METAMISSING", which is not in the rule table: Finding.make
 # raised KeyError, so `check` crashed on every legacy file instead of warning.

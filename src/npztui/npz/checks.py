@@ -338,7 +338,7 @@ def _circuit(reader: NpzReader, data: Mapping[str, Any] | None, *, deep: bool) -
                 Finding.make("CIRC_SPECTRUM_SHAPE", f"spectrum is {_shape(spec.shape)}, expected {_shape(want)}",
                              key="spectrum", expected=[x for x in want], actual=list(spec.shape))
             )
-    if rn.shape and rn.dtype.kind in "fiu":
+    if len(rn.shape) == 1 and rn.dtype.kind in "fiu":  # other shapes are CIRC_ROWS above
         lo, ascending, bad = _scan_resnorms(reader, rn.name)
         best = resolve(data, "best_resnorm")
         if best and is_number(best[1]) and lo is not None and not math.isclose(float(best[1]), lo, rel_tol=BEST_RTOL):
