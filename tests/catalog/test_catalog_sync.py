@@ -243,7 +243,9 @@ def test_unreachable_server_leaves_local_work_intact(cat) -> None:  # noqa: ANN0
     assert "TopSecret99" not in str(err.value)
     assert err.value.partial is not None and err.value.partial.pushed == 0
     assert cat.pending_outbox_count() == 2 and len(cat.list_tags()) == 1
-    assert cat.status().pending_outbox == 2
+    status = cat.status()
+    assert status.pending_outbox == 2 and "unavailable" in (status.last_sync_error or "")
+    assert "TopSecret99" not in (status.last_sync_error or "")
 
 
 def test_one_sync_at_a_time_per_catalog(cat, team) -> None:  # noqa: ANN001

@@ -225,6 +225,7 @@ class DbStatus:
     pending_outbox: int | None = None
     last_pulled_revision: int | None = None
     last_sync_at: str | None = None
+    last_sync_error: str | None = None
 
     @property
     def up_to_date(self) -> bool:

@@ -736,6 +736,7 @@ class Catalog(RunsMixin):
             pending_outbox=self.pending_outbox_count(),
             last_pulled_revision=int(rev) if rev is not None else None,
             last_sync_at=self.store.meta("last_sync_at"),
+            last_sync_error=self.store.meta("last_sync_error"),
         )
 
 

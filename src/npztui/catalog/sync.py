@@ -101,45 +101,42 @@ def sync(catalog: Catalog, server_url: str, *, batch_size: int = 5000, full: boo
     started = time.monotonic()
     result = SyncResult()
     with _sync_lock(catalog.path, lock_timeout):
+        conn = None
         try:
-            conn = pg.connect(server_url, connect_timeout=connect_timeout)
-        except ServerUnavailable as exc:
-            exc.partial = result
-            raise
-        try:
-            pg.ensure_schema(conn, auto_migrate=auto_migrate)
-            server_id, role = pg.identity(conn)
-            _adopt_server(catalog, server_id, role, result)
-            for table in SYNC_ORDER:
-                _push_table(catalog, conn, table, batch_size, result, server_url)
-            _pull(catalog, conn, result, full=full)
-            with catalog.store.write():
-                catalog.store.set_meta("last_sync_at", CLOCK.now())
-                catalog.store.set_meta("last_sync_error", "; ".join(result.errors) or None)
-        except psycopg.Error as exc:
-            err = pg.server_error(exc, server_url)
-            if isinstance(err, ServerUnavailable):
-                err.partial = result
-            _note_error(catalog, str(err))
-            raise err from None
-        except ServerUnavailable as exc:
-            exc.partial = result
-            _note_error(catalog, str(exc))
+            try:
+                conn = pg.connect(server_url, connect_timeout=connect_timeout)
+                pg.ensure_schema(conn, auto_migrate=auto_migrate)
+                server_id, role = pg.identity(conn)
+                _adopt_server(catalog, server_id, role, result)
+                for table in SYNC_ORDER:
+                    _push_table(catalog, conn, table, batch_size, result, server_url)
+                _pull(catalog, conn, result, full=full)
+            except psycopg.Error as exc:
+                raise pg.server_error(exc, server_url) from None
+        except CatalogError as exc:
+            result.duration_s = time.monotonic() - started
+            if isinstance(exc, ServerUnavailable):
+                exc.partial = result
+            _note(catalog, last_sync_error=str(exc))
             raise
         finally:
-            try:
-                conn.close()
-            except Exception:  # pragma: no cover
-                pass
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:  # pragma: no cover - closing a dead connection
+                    pass
+        _note(catalog, last_sync_at=CLOCK.now(), last_sync_error="; ".join(result.errors) or None)
     result.duration_s = time.monotonic() - started
     return result
 
 
-def _note_error(catalog: Catalog, message: str) -> None:
+def _note(catalog: Catalog, **values: str | None) -> None:
+    """Record sync outcome in sync_state (what `db status` and the TUI show)."""
     try:
         with catalog.store.write():
-            catalog.store.set_meta("last_sync_error", message)
-    except CatalogError:  # pragma: no cover - best effort
+            for key, value in values.items():
+                catalog.store.set_meta(key, value)
+    except CatalogError:  # pragma: no cover - best effort, never hides the real error
         pass
 
 
