@@ -331,3 +331,168 @@ def test_legacy_file_without_metadata_is_meta_missing(fab):
     with NpzReader(fab.COMPAT / "ptycho_legacy_no_metadata.npz") as r:
         found = checks.intrinsic(r, discover(r), kinds.detect_kind(r.info))
     assert [(f.code, f.severity) for f in found] == [("META_MISSING", "warning")]
+
+
+# -- the restricted unpickler: numpy state, hidden integers, amplification ----------------------
+# Allowing numpy's reconstruction globals let a pickle hand `ndarray.__setstate__` a
+# shape that disagrees with its data: numpy then reads past the end of the item list
+# (a 2-element list with shape (2**28,) is a segfault). dtype `__setstate__` accepted
+# field offsets beyond the itemsize (reading such a scalar segfaults). `bytes()` was
+# bounded only for Python ints, so `bytes(numpy.int64(10**10))` allocated 10 GB, and
+# nothing bounded the *total* built by many small allowed calls.
+
+
+def _run_isolated(code: str, *, mem_limit: int | None = None, timeout: int = 60):
+    """Run code in a child (a segfault there must not take pytest down)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    prelude = ""
+    if mem_limit:
+        prelude = f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({mem_limit}, {mem_limit}))\n"
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _object_array_pickle_with_shape(shape_opcodes: bytes) -> bytes:
+    import pickle
+
+    arr = np.empty((2,), dtype=object)
+    arr[0], arr[1] = 1, 2
+    raw = pickle.dumps(arr, protocol=2)
+    assert raw.count(b"K\x02\x85") == 1  # the (2,) shape inside the state tuple
+    return raw.replace(b"K\x02\x85", shape_opcodes)
+
+
+@pytest.mark.parametrize("shape", [b"J\x00\x00\x00\x10\x85", b"K\x03\x85"])
+def test_object_array_state_with_a_wrong_shape_is_refused(shape):
+    payload = _object_array_pickle_with_shape(shape)
+    done = _run_isolated(
+        f"""
+        from npztui.npz.safe_pickle import safe_loads, PickleLimitError
+        import pickle
+        try:
+            value = safe_loads({payload!r})
+        except (PickleLimitError, pickle.UnpicklingError) as exc:
+            print("refused")
+        else:
+            print("decoded", repr(value)[:80])
+        """
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-1500:])
+    assert done.stdout.strip() == "refused"
+
+
+def test_dtype_state_with_fields_outside_the_item_is_refused(fab):
+    P = fab.P
+    fields = (
+        P.EMPTY_DICT
+        + P.uni("a") + P.call("numpy", "dtype", P.uni("f4"), P.NEWFALSE, P.NEWTRUE) + P.int_(0) + P.TUPLE2 + P.SETITEM
+        + P.uni("b") + P.call("numpy", "dtype", P.uni("f8"), P.NEWFALSE, P.NEWTRUE) + P.int_(1 << 30) + P.TUPLE2 + P.SETITEM
+    )
+    state = P.MARK + P.int_(3) + P.uni("|") + P.NONE + P.uni("a") + P.uni("b") + P.TUPLE2 + fields + P.int_(12) + P.int_(1) + P.int_(0) + P.TUPLE
+    bad_dtype = P.call("numpy", "dtype", P.uni("V12"), P.NEWFALSE, P.NEWTRUE) + state + P.BUILD
+    payload = P.program(
+        P.EMPTY_DICT + P.uni("x") + P.call("numpy._core.multiarray", "scalar", bad_dtype, P.byt(bytes(12))) + P.SETITEM
+    )
+    done = _run_isolated(
+        f"""
+        from npztui.npz.safe_pickle import safe_loads, PickleLimitError, UnsafePickleError
+        from npztui.npz.metadata import to_jsonable
+        import pickle
+        try:
+            value = safe_loads({payload!r})
+            print("decoded", to_jsonable(value))
+        except (PickleLimitError, pickle.UnpicklingError, UnsafePickleError) as exc:
+            print("refused")
+        """
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-1500:])
+    assert done.stdout.strip() == "refused"
+
+
+def test_bytes_of_a_numpy_integer_is_bounded(fab):
+    P = fab.P
+    big = P.call(
+        "numpy._core.multiarray", "scalar",
+        P.call("numpy", "dtype", P.uni("i8"), P.NEWFALSE, P.NEWTRUE),
+        P.byt((10**10).to_bytes(8, "little")),
+    )
+    payload = P.program(P.call("builtins", "bytes", big))
+    done = _run_isolated(
+        f"""
+        from npztui.npz.safe_pickle import safe_loads, PickleLimitError
+        try:
+            safe_loads({payload!r})
+        except PickleLimitError as exc:
+            print("refused:", exc)
+        """,
+        mem_limit=2 << 30,
+    )
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert done.stdout.startswith("refused:") and "over the limit" in done.stdout
+
+
+def test_many_small_allowed_calls_are_bounded_in_total(fab):
+    import tracemalloc
+
+    from npztui.npz.safe_pickle import PickleLimitError, safe_loads
+
+    P = fab.P
+    four_mib = P.call("builtins", "bytes", P.int_(4 << 20)) + P.put(1)
+    body = P.EMPTY_LIST + P.put(0) + four_mib + P.POP
+    for _ in range(100):  # 100 x list(4 MiB of zeros): 3.2 GB of list slots if unbounded
+        body += P.get(0) + P.call("builtins", "list", P.get(1)) + P.APPEND
+    tracemalloc.start()
+    try:
+        with pytest.raises(PickleLimitError):
+            safe_loads(P.program(body))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 300 << 20
+
+
+def test_str_of_a_shared_structure_is_refused(fab):
+    from npztui.npz.safe_pickle import PickleLimitError, safe_loads
+
+    P = fab.P
+    # L0 = list(bytes(1 MiB)); L1 = [L0]*64 (shared); str(L1) would be ~200 MB of text
+    body = P.call("builtins", "list", P.call("builtins", "bytes", P.int_(1 << 20))) + P.put(0) + P.POP
+    body += P.EMPTY_LIST + P.put(1) + P.POP
+    for _ in range(64):
+        body += P.get(1) + P.get(0) + P.APPEND + P.POP
+    body += P.call("builtins", "str", P.get(1))
+    with pytest.raises(PickleLimitError):
+        safe_loads(P.program(body))
+
+
+def test_plain_numpy_values_still_decode(fab):
+    import collections
+    import datetime
+    import pickle
+
+    from npztui.npz.safe_pickle import safe_loads
+
+    value = {
+        "f32": np.float32(1.5), "i64": np.int64(-3), "c": np.complex64(1 + 2j), "b": np.bool_(True),
+        "arr": np.arange(6, dtype=">i2").reshape(2, 3), "objs": np.array([1, "a", None], dtype=object),
+        "rec": np.zeros(2, dtype=[("x", "<f4"), ("y", "S3", (2,))]), "when": datetime.datetime(2024, 1, 2, 3, 4, 5),
+        "od": collections.OrderedDict(a=1), "set": {1, 2}, "fs": frozenset("ab"), "by": b"\x00\xff",
+        "dt": np.datetime64("2024-01-02T03:04", "ns"), "u": np.str_("ünï"), "s": np.array("text"),
+    }
+    for protocol in range(0, pickle.HIGHEST_PROTOCOL + 1):
+        data = pickle.dumps(value, protocol=protocol)
+        got = safe_loads(data)
+        reference = pickle.loads(data)  # our own pickle: the standard unpickler is the oracle
+        assert set(got) == set(value)
+        for key, want in reference.items():
+            have = got[key]
+            if isinstance(want, np.ndarray):
+                assert type(have) is np.ndarray or isinstance(have, np.ndarray)
+                assert have.dtype == want.dtype and have.shape == want.shape
+                assert have.tobytes() == want.tobytes() or want.dtype.hasobject and have.tolist() == want.tolist()
+            else:
+                assert have == want and type(have) is type(want), (key, protocol)
