@@ -145,3 +145,32 @@ def test_pg_role_without_privileges_gets_a_clear_migration_error(pg_db, pg_roles
 
     with open_catalog(tmp_path / "c.sqlite3") as cat, pytest.raises(MigrationError, match="db migrate"):
         sync(cat, pg_db.url_as(pg_roles.alice))
+
+
+def test_db_migrate_and_status_for_the_local_catalog(tmp_path: Path) -> None:
+    from npztui.catalog import db_status, migrate
+
+    path = tmp_path / "new" / "catalog.sqlite3"
+    [before] = db_status(path)
+    assert (before.backend, before.schema_version, before.reachable) == ("sqlite", 0, True)
+    assert not path.exists()  # status does not create the catalog
+    assert migrate(path) == {"sqlite": [1]}
+    assert migrate(path) == {"sqlite": []}
+    [after] = db_status(path)
+    assert after.up_to_date and after.pending_outbox == 0 and after.to_json()["up_to_date"] is True
+
+
+@pytest.mark.postgres
+def test_db_migrate_and_status_for_the_server_mask_the_password(tmp_path: Path, pg_db, pg_roles) -> None:
+    from npztui.catalog import db_status, migrate
+
+    admin_url = pg_db.url
+    assert migrate(tmp_path / "c.sqlite3", admin_url)["postgresql"] == [1]
+    url = pg_db.url_as(pg_roles.alice)
+    local, server = db_status(tmp_path / "c.sqlite3", url)
+    assert local.up_to_date and server.reachable and server.up_to_date
+    assert server.user == pg_roles.alice.name and server.bypasses_rls is False
+    assert pg_roles.alice.password not in server.location and "***" in server.location
+    down = db_status(tmp_path / "c.sqlite3", f"postgresql://x:{pg_roles.alice.password}@/db?host=/nonexistent")[1]
+    assert not down.reachable and down.schema_version is None
+    assert pg_roles.alice.password not in (down.error or "") + down.location

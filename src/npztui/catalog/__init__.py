@@ -9,6 +9,7 @@ layer scans and hands over plain records.
 
 from __future__ import annotations
 
+from .admin import db_status, migrate, migrate_server, server_status, sqlite_status
 from .errors import (
     CatalogError, MigrationError, NotFound, PermissionDenied, ServerUnavailable, SyncInProgress, ValidationError,
 )
@@ -16,7 +17,7 @@ from .models import (
     CircuitConfig, Conflict, Dataset, DatasetRecord, DbStatus, Run, RunIteration, SyncResult, Tag, UserProfile,
     UserSession,
 )
-from .repository import Catalog, open_catalog, sqlite_status
+from .repository import Catalog, open_catalog
 from .sync import sync
 from .util import default_catalog_path, mask_url
 
@@ -24,14 +25,7 @@ __all__ = [
     "Catalog", "CatalogError", "CircuitConfig", "Conflict", "Dataset", "DatasetRecord", "DbStatus",
     "MigrationError", "NotFound", "PermissionDenied", "Run", "RunIteration", "ServerUnavailable",
     "SyncInProgress", "SyncResult", "Tag", "UserProfile", "UserSession", "ValidationError",
-    "db_status", "default_catalog_path", "mask_url", "migrate_server", "open_catalog", "server_status",
-    "sqlite_status", "sync",
+    "db_status", "default_catalog_path", "mask_url", "migrate", "migrate_server", "open_catalog",
+    "server_status", "sqlite_status", "sync",
 ]
 
-
-def __getattr__(name: str):  # psycopg is imported only when a server is actually used
-    if name in ("server_status", "migrate_server", "db_status"):
-        from . import postgres
-
-        return getattr(postgres, name)
-    raise AttributeError(name)

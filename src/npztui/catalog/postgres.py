@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -277,14 +276,3 @@ def server_status(url: str, *, connect_timeout: float = 5.0) -> DbStatus:
     except CatalogError as exc:
         return DbStatus(backend="postgresql", location=location, reachable=False, latest_version=target,
                         error=str(exc))
-
-
-def db_status(sqlite_path: str | Path | None = None, server_url: str | None = None) -> list[DbStatus]:
-    """Status of the local catalog and, when configured, of the server."""
-    from .repository import sqlite_status
-    from .util import default_catalog_path
-
-    out = [sqlite_status(sqlite_path if sqlite_path is not None else default_catalog_path())]
-    if server_url is not None:
-        out.append(server_status(server_url))
-    return out

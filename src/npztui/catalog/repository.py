@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import validate as v
-from .errors import CatalogError, NotFound, PermissionDenied, ValidationError
+from .errors import NotFound, PermissionDenied, ValidationError
 from .migrate import latest_version, sqlite_version
 from .models import CircuitConfig, Conflict, Dataset, DbStatus, Tag, UserProfile, UserSession
 from .runs import RunsMixin
@@ -738,17 +738,3 @@ class Catalog(RunsMixin):
             last_sync_at=self.store.meta("last_sync_at"),
             last_sync_error=self.store.meta("last_sync_error"),
         )
-
-
-def sqlite_status(path: str | os.PathLike[str]) -> DbStatus:
-    """`db status` for a catalog file without creating it when it does not exist yet."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        return DbStatus(backend="sqlite", location=str(p), reachable=True, schema_version=0,
-                        latest_version=latest_version("sqlite"), error="not created yet (made on first use)")
-    try:
-        with Catalog(p) as cat:
-            return cat.status()
-    except CatalogError as exc:
-        return DbStatus(backend="sqlite", location=str(p), reachable=False, error=str(exc),
-                        latest_version=latest_version("sqlite"))

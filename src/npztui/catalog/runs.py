@@ -86,6 +86,17 @@ class RunsMixin:
     def start_run(self, run_id: str) -> Run:
         return self.set_run_status(run_id, "running")
 
+    def link_run_dataset(self, run_id: str, dataset_id: str | None) -> Run:
+        """Link a run to the dataset it produced (a compute's output file, once catalogued)."""
+        with self.store.write():
+            old = self._mine(RUNS, run_id, what="run")
+            self._live(DATASETS, dataset_id, what="dataset")
+            if old["dataset_id"] != dataset_id:
+                self._save(RUNS, dict(old, dataset_id=dataset_id), existing=old)
+        got = self.get_run(run_id)
+        assert got is not None
+        return got
+
     def add_iteration(self, run_id: str, iteration: int, *, best_score: float | None = None,
                       rows_done: int | None = None, elapsed_s: float | None = None) -> str:
         """Record one iteration of a running run and fold it into the run's totals.

@@ -84,7 +84,8 @@ class SQLiteStore:
         self._depth = 0
         try:
             self._configure(busy_timeout)
-            migrate_sqlite(self.conn)
+            # Versions this open applied (empty: already up to date); `db migrate` reports them.
+            self.applied_migrations: list[int] = migrate_sqlite(self.conn)
         except sqlite3.Error as exc:
             self.conn.close()
             raise translate(exc) from None
