@@ -10,30 +10,18 @@ Scores are resnorms: lower is better, so the leaderboard sorts ascending.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import validate as v
+from .base import CatalogBase
 from .errors import ValidationError
 from .models import Run, RunIteration
 from .schema import DATASETS, RUN_ITERATIONS, RUN_TRANSITIONS, RUNS, TERMINAL_STATUSES
 from .util import CLOCK
 
-if TYPE_CHECKING:
-    from .sqlite import SQLiteStore
-    from .schema import Table
 
-
-class RunsMixin:
-    """Run methods of `Catalog` (kept apart to keep modules small)."""
-
-    if TYPE_CHECKING:
-        store: SQLiteStore
-
-        @property
-        def owner(self) -> str: ...
-        def _save(self, table: Table, row: dict[str, Any], *, existing: dict[str, Any] | None) -> dict[str, Any]: ...
-        def _mine(self, table: Table, row_id: str, *, what: str, allow_deleted: bool = False) -> dict[str, Any]: ...
-        def _live(self, table: Table, row_id: str | None, *, what: str) -> dict[str, Any] | None: ...
+class RunsMixin(CatalogBase):
+    """Run methods of `Catalog`."""
 
     def create_run(self, config: Mapping[str, Any] | None = None, *, name: str | None = None,
                    dataset_id: str | None = None, tags: Iterable[str] | None = None,
