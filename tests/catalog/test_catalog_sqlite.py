@@ -380,3 +380,19 @@ def test_status_reports_version_and_pending(cat: Catalog) -> None:
     assert (st.backend, st.schema_version, st.latest_version, st.pending_outbox) == ("sqlite", 1, 1, 1)
     assert st.up_to_date and st.location == str(cat.path)
     assert cat.conflicts() == []
+
+
+def test_numpy_values_in_scan_records_are_stored_plainly_and_compare_stably(cat: Catalog) -> None:
+    import numpy as np
+
+    meta = {"best": np.float32(0.25), "shape": np.array([3125, 5]), "bad": np.float64("nan"), "raw": b"N=64"}
+    ds = cat.upsert_dataset(record(1, metadata=meta, best_resnorm=np.float32(0.25), rows=np.int64(3125)))
+    nan_ds = cat.upsert_dataset(record(2, best_resnorm=math.nan))
+    assert cat.get_dataset(nan_ds).best_resnorm is None  # type: ignore[union-attr]
+    cat.upsert_dataset(record(2, best_resnorm=math.nan))
+    got = cat.get_dataset(ds)
+    assert got is not None
+    assert got.metadata == {"best": 0.25, "shape": [3125, 5], "bad": None, "raw": "N=64"}
+    assert got.rows == 3125 and got.best_resnorm == 0.25
+    cat.upsert_dataset(record(1, metadata=meta, best_resnorm=np.float32(0.25), rows=np.int64(3125)))
+    assert len(outbox_rows(cat)) == 2  # NaN and arrays do not make an unchanged rescan look changed

@@ -92,22 +92,26 @@ def _finite(value: Any) -> Any:
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
-    if hasattr(value, "item") and not hasattr(value, "__len__"):
-        return _finite(value.item())
     if hasattr(value, "tolist"):
         return _finite(value.tolist())
     return value
 
 
 def _json_default(value: Any) -> Any:
-    # numpy scalars and paths turn up in scan metadata; store them as plain JSON.
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
+    """Scan metadata can hold numpy scalars/arrays, bytes, sets, paths: store them as plain JSON.
+
+    Anything else becomes its str(): a scan must never fail to register a file
+    because its metadata holds an exotic (but safely unpickled) value.
+    """
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
         return value.tolist()
-    if isinstance(value, (Path, datetime)):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    if isinstance(value, complex):
+        return [value.real, value.imag]
+    return str(value)
 
 
 # --------------------------------------------------------------------------- passwords

@@ -7,11 +7,14 @@ the name of the offending field instead of "CHECK constraint failed".
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import ValidationError
 from .schema import RUN_STATUSES, STORAGE_LOCATIONS
+from .util import dumps
 
 
 def quality(value: Any) -> float | None:
@@ -68,6 +71,8 @@ def number(value: Any, field: str, *, positive: bool = False, finite: bool = Fal
         f = float(value)
     except (TypeError, ValueError):
         raise ValidationError(f"{field} must be a number, got {value!r}", field=field, value=value) from None
+    if math.isnan(f) and not (finite or positive):
+        return None  # "no value": SQLite stores NaN as NULL anyway, so say so on both sides
     if (finite or positive) and not math.isfinite(f):
         raise ValidationError(f"{field} must be finite, got {value!r}", field=field, value=value)
     if positive and f <= 0:
@@ -103,19 +108,29 @@ def run_status(value: Any) -> str:
     return str(value)
 
 
+def _plain(value: Any) -> Any:
+    """The value exactly as it will read back: numpy values as lists/numbers, NaN as null.
+
+    Comparing a fresh scan record with the stored row must be exact (an
+    unchanged rescan writes nothing); NaN != NaN and numpy arrays compare
+    element-wise, so records are normalised through JSON first.
+    """
+    return json.loads(dumps(value))
+
+
 def json_object(value: Any, field: str, *, allow_none: bool = False) -> Any:
     if value is None:
         if allow_none:
             return None
         return {}
-    if not isinstance(value, dict):
+    if not isinstance(value, Mapping):
         raise ValidationError(f"{field} must be a JSON object (dict), got {type(value).__name__}", field=field)
-    return value
+    return _plain(dict(value))
 
 
 def json_list(value: Any, field: str) -> list[Any]:
     if value is None:
         return []
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
         raise ValidationError(f"{field} must be a list, got {type(value).__name__}", field=field)
-    return list(value)
+    return _plain(list(value))
