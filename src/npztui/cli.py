@@ -326,7 +326,7 @@ _TOOL_ERRORS = (NpzError, svc_mod.ToolError)
 
 def _assignments(items: Sequence[str] | None) -> dict[str, Any]:
     try:
-        return svc_mod.parse_set_args(items or [])
+        return Service.parse_set_args(items or [])
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -366,7 +366,7 @@ def cmd_meta_set(args: argparse.Namespace) -> int:
     updates = _assignments(args.assignments)
     svc = _service(args)
     try:
-        edit = svc_mod.meta_set(args.path, updates, dry_run=args.dry_run, service=svc)
+        edit = svc.meta_set(args.path, updates, dry_run=args.dry_run)
     except _TOOL_ERRORS as exc:
         return _tool_refused(args.path, exc, args.json)
     if args.json:
@@ -382,9 +382,8 @@ def cmd_meta_migrate(args: argparse.Namespace) -> int:
     code = EXIT_OK
     for path in _paths(args):
         try:
-            edit = svc_mod.meta_migrate(
-                path, updates=updates, estimate=args.estimate, drop_legacy=args.drop_legacy,
-                dry_run=args.dry_run, service=svc,
+            edit = svc.meta_migrate(
+                path, updates=updates, estimate=args.estimate, drop_legacy=args.drop_legacy, dry_run=args.dry_run,
             )
         except _TOOL_ERRORS as exc:
             code = max(code, _tool_refused(path, exc, args.json))
@@ -399,8 +398,8 @@ def cmd_meta_migrate(args: argparse.Namespace) -> int:
 def cmd_split(args: argparse.Namespace) -> int:
     svc = _service(args)
     try:
-        res = svc_mod.split_file(
-            args.path, fraction=args.fraction, axis=args.axis, out_dir=args.out, force=args.force, service=svc
+        res = svc.split(
+            args.path, fraction=args.fraction, axis=args.axis, out_dir=args.out, force=args.force,
         )
     except _TOOL_ERRORS as exc:
         return _tool_refused(args.path, exc, args.json)
@@ -423,7 +422,7 @@ def cmd_split(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     svc = _service(args)
     try:
-        res = svc_mod.merge_files(args.paths, args.output, strategy=args.strategy, force=args.force, service=svc)
+        res = svc.merge(args.paths, args.output, strategy=args.strategy, force=args.force)
     except _TOOL_ERRORS as exc:
         return _tool_refused(args.output, exc, args.json)
     if args.json:
@@ -450,7 +449,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     code = EXIT_OK
     for i, path in enumerate(_paths(args)):
         try:
-            lin = svc_mod.file_lineage(path, service=svc)
+            lin = svc.lineage(path)
         except _TOOL_ERRORS as exc:
             code = max(code, _tool_refused(path, exc, args.json))
             continue
@@ -635,7 +634,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     code = EXIT_OK
     for i, path in enumerate(_paths(args)):
         try:
-            res = svc_mod.best_rows(path, args.n, service=svc)
+            res = svc.best(path, args.n)
         except _CIRCUIT_ERRORS as exc:
             code = max(code, _circuit_failure(path, exc, args.json))
             continue
@@ -653,7 +652,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     code = EXIT_OK
     for i, path in enumerate(_paths(args)):
         try:
-            res = svc_mod.search_rows(path, args.max_resnorm, args.limit, service=svc)
+            res = svc.search(path, args.max_resnorm, args.limit)
         except _CIRCUIT_ERRORS as exc:
             code = max(code, _circuit_failure(path, exc, args.json))
             continue
@@ -683,7 +682,7 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
     code = EXIT_OK
     for i, path in enumerate(_paths(args)):
         try:
-            rs = svc_mod.row_spectrum(path, args.rank, reference=reference, service=svc)
+            rs = svc.row_spectrum(path, args.rank, reference=reference)
         except _CIRCUIT_ERRORS as exc:
             code = max(code, _circuit_failure(path, exc, args.json))
             continue
@@ -718,7 +717,7 @@ def _out_spectrum(rs, args: argparse.Namespace) -> None:
         size = shutil.get_terminal_size((100, 30))
         width = args.width or size.columns
         height = args.height or max(size.lines - 7, 16 if args.plot == "nyquist" else 24)
-        out(svc_mod.spectrum_plot(rs, args.plot, width, height, color=sys.stdout.isatty()).rstrip("\n"))
+        out(Service.render_spectrum(rs, args.plot, width, height, color=sys.stdout.isatty()).rstrip("\n"))
         return
     rows = [["f", "real (Ω)", "imag (Ω)", "|Z| (Ω)", "phase (°)"]]
     for f, (re_, im, mag, ph) in zip(rs.frequencies, rs.spectrum):
@@ -781,16 +780,16 @@ def cmd_compute(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     svc = _service(args)
-    out_dir = Path(args.out) if args.out else svc_mod.default_compute_dir(svc)
+    out_dir = Path(args.out) if args.out else svc.default_compute_dir()
     script = (f"npztui compute --grid {args.grid} --fmin {args.fmin:g} --fmax {args.fmax:g} --points {args.points}"
               f" --ref {','.join(f'{k}={v:g}' for k, v in reference.items())} --spectrum {config.spectrum}"
               + (" --compress" if args.compress else "") + (" --legacy-pickle" if args.legacy_pickle else ""))
     show = not args.no_progress and sys.stderr.isatty()
     try:
         with _ComputeBar(show) as bar:
-            res = svc_mod.compute_grid(
+            res, run = svc.compute(
                 config, out_dir, overwrite=args.force, chunk_rows=args.chunk_rows, progress=bar, script=script,
-                service=svc,
+                record_run=not args.no_run,
             )
     except FileExistsError as exc:
         raise UsageError(f"{exc}".replace("overwrite / --force", "--force")) from None
@@ -806,7 +805,7 @@ def cmd_compute(args: argparse.Namespace) -> int:
             emit_json({"path": str(e.path), "error": e.to_json()})
         return EXIT_UNREADABLE
     if args.json:
-        emit_json(res.to_json())
+        emit_json({**res.to_json(), "run_id": run.id if run else None})
         return EXIT_OK
     size = res.path.stat().st_size
     out(f"wrote {res.path}")
@@ -814,6 +813,8 @@ def cmd_compute(args: argparse.Namespace) -> int:
         f" · {human_bytes(size)}{' (deflated)' if res.compressed else ''}"
         f" · {res.elapsed_s:.2f} s ({svc_mod.format_si(res.rows_per_s, '', 3)} rows/s)")
     out(f"  best resnorm {_resnorm(res.best_resnorm)} Ω at {svc_mod.format_parameters(res.best_parameters)}")
+    if run is not None:
+        out(f"  recorded as run {run.id[:8]} ({run.status}, {run.iterations} iterations) — npztui runs show {run.id[:8]}")
     return EXIT_OK
 
 
@@ -833,6 +834,7 @@ def _p_compute(sub) -> None:
     p.add_argument("--legacy-pickle", action="store_true", help="also write the old pickled 'metadata' dict for old readers")
     p.add_argument("--chunk-rows", type=_positive_int, default=None, metavar="N", help="rows per chunk: bounds memory (default 32768)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--no-run", action="store_true", help="do not record the compute as a run in the catalog")
     _common(p)
     p.set_defaults(func=cmd_compute)
 
@@ -868,6 +870,435 @@ def _p_spectrum(sub) -> None:
     _common(p)
     p.set_defaults(func=cmd_spectrum)
 # --- end circuit commands ---
+
+
+# --- catalog commands ---
+# scan, tag, config, session, sync, db, runs (SPEC §6-§8). The catalog is the
+# local SQLite working copy; `sync` talks to the server. Exit 4 on catalog or
+# server errors, 2 on invalid values (quality outside 0-1, unknown ids).
+
+
+def _catalog_common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    _common(p, json_flag=json_flag)
+    p.add_argument("--database-url", metavar="URL", help="PostgreSQL server (default NPZTUI_DATABASE_URL / libpq env)")
+
+
+def _short(ident: str | None) -> str:
+    return (ident or "")[:8]
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    code = EXIT_OK
+    for root in args.dirs:
+        show = sys.stderr.isatty() and not args.json
+        with _ScanBar(show) as bar:
+            res = svc.scan(root, progress=bar)
+        if args.json:
+            emit_json(res.to_json())
+        else:
+            out(f"{res.root}: {res.files} files · {res.added} added · {res.updated} updated · "
+                f"{res.unchanged} unchanged · {res.unavailable} now unavailable ({res.elapsed_s:.2f} s)")
+        for path, c, message in res.errors:
+            err(f"{path}: {message}")
+            code = max(code, EXIT_UNREADABLE)
+    return code
+
+
+class _ScanBar:
+    """A rich progress bar on stderr for long scans (only on a terminal)."""
+
+    def __init__(self, show: bool) -> None:
+        self.show = show
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> "_ScanBar":
+        if self.show:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
+                                      TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self._progress.__enter__()
+        return self
+
+    def __call__(self, done: int, total: int, path: Path) -> None:
+        if self._progress is None:
+            return
+        if self._task is None:
+            self._task = self._progress.add_task("scan", total=total)
+        self._progress.update(self._task, completed=done)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+
+def _tag_json(t) -> dict[str, Any]:
+    return {k: getattr(t, k) for k in (
+        "id", "dataset_id", "dataset_path", "row_index", "label", "category", "quality_score", "is_reference",
+        "notes", "resnorm", "parameters", "owner", "is_public", "updated_at")}
+
+
+def cmd_tag_add(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    fields = {"category": args.category, "notes": args.notes, "is_reference": args.reference,
+              "is_public": args.public}
+    if args.quality is not None:
+        fields["quality_score"] = args.quality
+    tag = svc.tag_file(args.path, label=args.label, rank=args.rank, row=args.row, **fields)
+    if args.json:
+        emit_json(_tag_json(tag))
+    else:
+        what = f"rank {tag.row_index}" if tag.resnorm is not None or args.rank is not None else f"row {tag.row_index}"
+        out(f"tagged {what} of {args.path} as {tag.label!r} (tag {_short(tag.id)})")
+    return EXIT_OK
+
+
+def cmd_tag_list(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    dataset_id = None
+    if args.path:
+        found = svc.find_dataset(args.path)
+        if found is None:
+            if args.json:
+                return EXIT_OK
+            out(f"{args.path}: not catalogued (no tags)")
+            return EXIT_OK
+        dataset_id = found.id
+    tags = svc.list_tags(dataset_id)
+    if args.json:
+        for t in tags:
+            emit_json(_tag_json(t))
+        return EXIT_OK
+    if not tags:
+        out("no tags")
+        return EXIT_OK
+    rows = [["id", "dataset", "row", "label", "category", "quality", "ref", "resnorm"]]
+    for t in tags:
+        rows.append([_short(t.id), t.dataset_path or "?", str(t.row_index), t.label, t.category or "",
+                     "" if t.quality_score is None else f"{t.quality_score:.2f}", "★" if t.is_reference else "",
+                     "" if t.resnorm is None else _resnorm(t.resnorm)])
+    for line in table(rows, right=(2, 5, 7), max_widths={1: 24, 3: 16, 4: 10}):
+        out(line)
+    return EXIT_OK
+
+
+def cmd_tag_rm(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    for ident in args.ids:
+        svc.delete_tag(ident)
+        if not args.json:
+            out(f"deleted tag {ident}")
+    return EXIT_OK
+
+
+def cmd_config_add(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    reference = _reference_arg(args.ref) or dict(svc_mod.DEFAULT_REFERENCE)
+    fields = {k: v for k, v in (("grid_size", args.grid), ("min_freq", args.fmin), ("max_freq", args.fmax),
+                                ("num_points", args.points), ("description", args.description)) if v is not None}
+    config = svc.add_config(args.name, reference, is_public=args.public, **fields)
+    if args.json:
+        emit_json(_config_json(config))
+    else:
+        out(f"configuration {config.name!r} saved (id {_short(config.id)})")
+    return EXIT_OK
+
+
+def _config_json(c) -> dict[str, Any]:
+    return {k: getattr(c, k) for k in ("id", "name", "circuit_parameters", "grid_size", "min_freq", "max_freq",
+                                       "num_points", "description", "owner", "is_public")}
+
+
+def cmd_config_list(args: argparse.Namespace) -> int:
+    configs = _service(args).list_configs()
+    if args.json:
+        for c in configs:
+            emit_json(_config_json(c))
+        return EXIT_OK
+    if not configs:
+        out("no configurations")
+        return EXIT_OK
+    rows = [["id", "name", "grid", "frequencies", "reference", "owner"]]
+    for c in configs:
+        rows.append([_short(c.id), c.name, str(c.grid_size),
+                     f"{svc_mod.format_si(c.min_freq, 'hertz')}–{svc_mod.format_si(c.max_freq, 'hertz')} ×{c.num_points}",
+                     svc_mod.format_parameters(c.circuit_parameters) if c.circuit_parameters else "",
+                     (c.owner or "") + (" (public)" if c.is_public else "")])
+    for line in table(rows, max_widths={1: 18, 4: 40}):
+        out(line)
+    return EXIT_OK
+
+
+def cmd_config_link(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    dataset = svc.link_config(args.path, None if args.unlink else args.config)
+    if args.json:
+        emit_json({"dataset_id": dataset.id, "path": dataset.path, "circuit_config_id": dataset.circuit_config_id})
+    elif args.unlink:
+        out(f"{args.path}: unlinked")
+    else:
+        out(f"{args.path}: linked to configuration {args.config!r}; `npztui check` now compares them")
+    return EXIT_OK
+
+
+def cmd_session_add(args: argparse.Namespace) -> int:
+    session = _service(args).add_session(args.name, args.config)
+    if args.json:
+        emit_json({"id": session.id, "session_name": session.session_name,
+                   "current_circuit_config_id": session.current_circuit_config_id})
+    else:
+        out(f"session {session.session_name!r} created (id {_short(session.id)})")
+    return EXIT_OK
+
+
+def cmd_session_list(args: argparse.Namespace) -> int:
+    sessions = _service(args).list_sessions()
+    if args.json:
+        for x in sessions:
+            emit_json({k: getattr(x, k) for k in ("id", "session_name", "current_circuit_config_id",
+                                                  "total_computations", "total_tagged", "last_active")})
+        return EXIT_OK
+    rows = [["id", "name", "config", "computations", "tagged", "last active"]]
+    for x in sessions:
+        rows.append([_short(x.id), x.session_name, _short(x.current_circuit_config_id),
+                     str(x.total_computations), str(x.total_tagged), x.last_active or ""])
+    for line in table(rows, right=(3, 4)) if sessions else ["no sessions"]:
+        out(line)
+    return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    try:
+        res = svc.sync(full=args.full)
+    except svc_mod.ServerUnavailable as exc:
+        partial = getattr(exc, "partial", None)
+        err(f"{exc} (local changes stay in the outbox: {svc.catalog.pending_outbox_count()} pending)")
+        if args.json:
+            emit_json({"ok": False, "error": str(exc), "pushed": getattr(partial, "pushed", 0),
+                       "pending": svc.catalog.pending_outbox_count()})
+        return EXIT_CATALOG
+    conflicts = svc.conflicts()
+    if args.json:
+        emit_json({"ok": res.ok, "pushed": res.pushed, "pulled": res.pulled, "conflicts": res.conflicts,
+                   "errors": res.errors, "server_revision": res.server_revision, "owner": res.owner,
+                   "duration_s": round(res.duration_s, 3), "unresolved_conflicts": len(conflicts)})
+    else:
+        out(f"synced as {res.owner}: pushed {res.pushed}, pulled {res.pulled}, "
+            f"{res.conflicts} new conflicts ({res.duration_s:.2f} s)")
+        for e in res.errors:
+            out(f"  refused: {e}")
+        for c in conflicts if args.show_conflicts else []:
+            kept = "local" if c.winner == "local" else "server"
+            out(f"  conflict {_short(c.id)} on {c.table_name} {_short(c.row_id)}: kept the {kept} version "
+                f"({c.kept.get('updated_at')}); the other ({c.loser.get('updated_at')}) is kept in `conflicts`")
+    return EXIT_OK if res.ok else EXIT_CATALOG
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    statuses = _service(args).db_status()
+    code = EXIT_OK
+    for st in statuses:
+        if not st.reachable:
+            code = EXIT_CATALOG
+        if args.json:
+            emit_json(st.to_json())
+            continue
+        state = "reachable" if st.reachable else "UNREACHABLE"
+        version = f"schema {st.schema_version}/{st.latest_version}" if st.schema_version is not None else "schema ?"
+        out(f"{st.backend:<10} {st.location}")
+        out(f"           {state} · {version}" + (f" · user {st.user}" if st.user else "")
+            + (f" · {st.pending_outbox} pending" if st.pending_outbox is not None else ""))
+        if st.error:
+            out(f"           {st.error}")
+    return code
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    done = _service(args).db_migrate()
+    if args.json:
+        emit_json(done)
+    else:
+        for backend, value in done.items():
+            out(f"{backend}: {'up to date' if not value and backend != 'sqlite' else f'migrated ({value})'}")
+    return EXIT_OK
+
+
+def _run_json(r) -> dict[str, Any]:
+    return {k: getattr(r, k) for k in ("id", "name", "status", "best_score", "iterations", "samples_evaluated",
+                                       "started_at", "finished_at", "error_message", "dataset_id", "config",
+                                       "tags", "owner")}
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    runs = _service(args).list_runs(args.status, args.top)
+    if args.json:
+        for r in runs:
+            emit_json(_run_json(r))
+        return EXIT_OK
+    if not runs:
+        out("no runs")
+        return EXIT_OK
+    rows = [["#", "id", "status", "best resnorm", "iterations", "samples", "started", "name"]]
+    for i, r in enumerate(runs, 1):
+        rows.append([str(i), _short(r.id), r.status, "" if r.best_score is None else _resnorm(r.best_score),
+                     str(r.iterations), f"{r.samples_evaluated:,}", (r.started_at or "")[:19], r.name or ""])
+    for line in table(rows, right=(0, 3, 4, 5), max_widths={7: 16}):
+        out(line)
+    return EXIT_OK
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    run, iterations, dataset = _service(args).get_run(args.id)
+    if args.json:
+        emit_json({**_run_json(run), "iterations_table": [
+            {"iteration": it.iteration, "best_score": it.best_score, "rows_done": it.rows_done,
+             "elapsed_s": it.elapsed_s} for it in iterations],
+            "dataset": None if dataset is None else {"id": dataset.id, "path": dataset.path,
+                                                     "data_root": dataset.data_root}})
+        return EXIT_OK
+    out(f"run {run.id} · {run.status}" + (f" · {run.name}" if run.name else ""))
+    out(f"  best resnorm {'-' if run.best_score is None else _resnorm(run.best_score)} · "
+        f"{run.iterations} iterations · {run.samples_evaluated:,} samples")
+    out(f"  created {run.created_at} · started {run.started_at or '-'} · finished {run.finished_at or '-'}")
+    if run.error_message:
+        out(f"  error: {run.error_message}")
+    if dataset is not None:
+        out(f"  dataset {Path(dataset.data_root or '') / dataset.path}")
+    out("  config " + json.dumps(run.config, sort_keys=True))
+    if iterations:
+        rows = [["iteration", "best resnorm", "rows done", "elapsed"]]
+        for it in iterations:
+            rows.append([str(it.iteration), "" if it.best_score is None else _resnorm(it.best_score),
+                         f"{it.rows_done or 0:,}", f"{it.elapsed_s or 0:.2f} s"])
+        for line in table(rows, right=(0, 1, 2, 3), indent="  "):
+            out(line)
+    return EXIT_OK
+
+
+@subcommand("scan")
+def _p_scan(sub) -> None:
+    p = sub.add_parser("scan", help="find *.npz recursively and register/update them in the catalog")
+    p.add_argument("dirs", nargs="+", metavar="DIR")
+    _common(p)
+    p.set_defaults(func=cmd_scan)
+
+
+def _quality(text: str) -> float:
+    try:
+        q = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= q <= 1.0:
+        raise argparse.ArgumentTypeError(f"quality must be between 0 and 1, got {text}")
+    return q
+
+
+@subcommand("tag")
+def _p_tag(sub) -> None:
+    p = sub.add_parser("tag", help="tag rows of a dataset (add, list, rm)")
+    tsub = p.add_subparsers(dest="tag_command", required=True, metavar="{add,list,rm}")
+    add = tsub.add_parser("add", help="tag a rank (circuit) or a row (other data)")
+    add.add_argument("path", metavar="PATH")
+    which = add.add_mutually_exclusive_group(required=True)
+    which.add_argument("--rank", type=_positive_int, help="resnorm rank, 1 = best (circuit data)")
+    which.add_argument("--row", type=_non_negative_int, help="row index, 0-based (other data)")
+    add.add_argument("--label", required=True)
+    add.add_argument("--category")
+    add.add_argument("--quality", type=_quality, metavar="Q", help="quality score between 0 and 1")
+    add.add_argument("--reference", action="store_true", help="mark as a reference model")
+    add.add_argument("--notes")
+    add.add_argument("--public", action="store_true", help="readable by other users of the server")
+    _common(add)
+    add.set_defaults(func=cmd_tag_add)
+    ls = tsub.add_parser("list", help="tags of one dataset, or all")
+    ls.add_argument("path", nargs="?", metavar="PATH")
+    _common(ls)
+    ls.set_defaults(func=cmd_tag_list)
+    rm = tsub.add_parser("rm", help="delete tags (tombstones, so deletes sync)")
+    rm.add_argument("ids", nargs="+", metavar="ID", help="tag id or unambiguous prefix")
+    _common(rm)
+    rm.set_defaults(func=cmd_tag_rm)
+
+
+@subcommand("config")
+def _p_config(sub) -> None:
+    p = sub.add_parser("config", help="circuit configurations (add, list, link)")
+    csub = p.add_subparsers(dest="config_command", required=True, metavar="{add,list,link}")
+    add = csub.add_parser("add", help="save a reference circuit with its grid and frequency settings")
+    add.add_argument("name")
+    add.add_argument("--ref", metavar="Rsh=..,Ra=..,Ca=..,Rb=..,Cb=..", help="reference parameters")
+    add.add_argument("--grid", type=_positive_int, help="grid size (default from your profile: 5)")
+    add.add_argument("--fmin", type=_hz, metavar="HZ")
+    add.add_argument("--fmax", type=_hz, metavar="HZ")
+    add.add_argument("--points", type=_positive_int, metavar="N")
+    add.add_argument("--description")
+    add.add_argument("--public", action="store_true")
+    _common(add)
+    add.set_defaults(func=cmd_config_add)
+    ls = csub.add_parser("list", help="configurations visible to you")
+    _common(ls)
+    ls.set_defaults(func=cmd_config_list)
+    link = csub.add_parser("link", help="link a dataset to the configuration it was computed with")
+    link.add_argument("path", metavar="PATH")
+    link.add_argument("config", nargs="?", metavar="CONFIG", help="id, id prefix or name")
+    link.add_argument("--unlink", action="store_true")
+    _common(link)
+    link.set_defaults(func=cmd_config_link)
+
+
+@subcommand("session")
+def _p_session(sub) -> None:
+    p = sub.add_parser("session", help="working sessions (add, list)")
+    ssub = p.add_subparsers(dest="session_command", required=True, metavar="{add,list}")
+    add = ssub.add_parser("add")
+    add.add_argument("name")
+    add.add_argument("--config", help="current circuit configuration (id, prefix or name)")
+    _common(add)
+    add.set_defaults(func=cmd_session_add)
+    ls = ssub.add_parser("list")
+    _common(ls)
+    ls.set_defaults(func=cmd_session_list)
+
+
+@subcommand("sync")
+def _p_sync(sub) -> None:
+    p = sub.add_parser("sync", help="push the outbox to the server, then pull newer rows")
+    p.add_argument("--full", action="store_true", help="pull everything again")
+    p.add_argument("--show-conflicts", action="store_true", help="list unresolved conflicts")
+    _catalog_common(p)
+    p.set_defaults(func=cmd_sync)
+
+
+@subcommand("db")
+def _p_db(sub) -> None:
+    p = sub.add_parser("db", help="catalog schema and server reachability")
+    dsub = p.add_subparsers(dest="db_command", required=True, metavar="{status,migrate}")
+    st = dsub.add_parser("status", help="backend, schema version, reachability (password masked)")
+    _catalog_common(st)
+    st.set_defaults(func=cmd_db_status)
+    mg = dsub.add_parser("migrate", help="apply pending migrations (local and server)")
+    _catalog_common(mg)
+    mg.set_defaults(func=cmd_db_migrate)
+
+
+@subcommand("runs")
+def _p_runs(sub) -> None:
+    p = sub.add_parser("runs", help="recorded computations: leaderboard and details")
+    rsub = p.add_subparsers(dest="runs_command", required=True, metavar="{list,show}")
+    ls = rsub.add_parser("list", help="leaderboard by best score")
+    ls.add_argument("--status", choices=("pending", "running", "completed", "failed", "cancelled"))
+    ls.add_argument("--top", type=_positive_int, metavar="N")
+    _common(ls)
+    ls.set_defaults(func=cmd_runs_list)
+    show = rsub.add_parser("show", help="config, timeline, iterations, linked dataset")
+    show.add_argument("id", metavar="ID", help="run id or unambiguous prefix")
+    _common(show)
+    show.set_defaults(func=cmd_runs_show)
+# --- end catalog commands ---
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -920,6 +1351,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         err(f"{exc.path}: {exc.message}" if exc.path else exc.message)
         return EXIT_UNREADABLE
+    except (svc_mod.ValidationError, svc_mod.NotFound) as exc:
+        err(str(exc))
+        return EXIT_USAGE
+    except svc_mod.CatalogError as exc:
+        if debug:
+            traceback.print_exc()
+        err(str(exc))
+        return EXIT_CATALOG
     except KeyboardInterrupt:
         err("interrupted")
         return 130

@@ -202,6 +202,7 @@ def test_lineage_cli(tmp_path, capsys):
 
 
 def test_cli_imports_only_the_facade():
-    assert service.meta_set and service.split_file and service.merge_files and service.file_lineage
+    svc = service.Service
+    assert svc.meta_set and svc.split and svc.merge and svc.lineage and svc.meta_migrate
     src = Path(cli.__file__).read_text()
     assert "from .npz" not in src and "import npztui.npz" not in src
