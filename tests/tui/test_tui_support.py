@@ -94,7 +94,10 @@ async def settle(pilot, timeout: float = 10.0) -> None:
         await pilot.pause(0.02)
         if app.is_busy:
             quiet = 0
-            await app.workers.wait_for_complete()
+            try:
+                await app.workers.wait_for_complete()
+            except Exception:  # noqa: BLE001 - an exclusive worker replaced by a newer one
+                pass
             continue
         quiet += 1
         if quiet >= 2:

@@ -39,6 +39,7 @@ from .messages import (
     PlotLoaded,
     ReportLoaded,
     ResultsLoaded,
+    RunsLoaded,
     ScanFinished,
     StatusLoaded,
     SyncFinished,
@@ -56,7 +57,7 @@ from .widgets.metadata import ArraysTable, MetadataPane, MetadataTree
 from .widgets.plot import PlotPane
 from .widgets.results import REFERENCE_MARK, TAG_MARK, ResultsPane, ResultsTable
 from .widgets.runs import RunsPane, RunsTable
-from .widgets.status import StatusBar
+from .widgets.status import StatusBar, display_path
 from .widgets.tags import TagsPane, TagsTable
 from .widgets.virtual_table import VirtualTable
 
@@ -73,7 +74,7 @@ OPEN_DELAY = 0.2  # highlight → open, so scrolling through the list does not r
 PLOT_DELAY = 0.15
 STATUS_INTERVAL = 15.0
 SYNC_INTERVAL = 120.0
-WHOLE_DATASET_ROW = 0  # tags on non-circuit data: ranks are 1-based, so 0 is "the file as a whole"
+FIRST_ROW = 0  # non-circuit data is tagged by 0-based data row (the editor asks which)
 
 
 @dataclass(frozen=True)
@@ -92,21 +93,6 @@ def dataset_path(row: Any) -> Path:
     p = Path(str(getattr(row, "path", "")))
     root = getattr(row, "data_root", None)
     return p if p.is_absolute() or not root else Path(str(root)) / p
-
-
-def display_path(p: Path | str) -> str:
-    """Short and stable: relative to the working directory when under it, home as `~`."""
-    text = str(p)
-    path = Path(text)
-    if path.is_absolute():
-        try:
-            return str(path.relative_to(Path.cwd())) or "."
-        except (ValueError, OSError):
-            pass
-    home = str(Path.home())
-    if home not in ("/", "") and text.startswith(home + "/"):
-        return "~" + text[len(home):]
-    return text
 
 
 class _Body(Horizontal):
@@ -232,7 +218,7 @@ class NpzTuiApp(App[int]):
         self._show("datasets")
         self._apply_width(self.size.width)
         self.query_one(DatasetsPane).set_caption(Text("Loading the catalog …", style="italic"))
-        self.query_one(RunsPane).show_runs([])
+        self.load_runs()
         self.load_datasets("", select_path=self._pending_select)
         if self.start_file is not None:
             self.open_current(Current(str(self.start_file.resolve()), self.start_file, self.start_file.name), switch=True)
@@ -283,6 +269,8 @@ class NpzTuiApp(App[int]):
             tabs.active = tab_id
         if focus:
             self._focus_pane(pane)
+        if pane == "runs" and self.is_mounted:
+            self.load_runs()  # runs are recorded outside the app (compute): fetch when looked at
 
     def _focus_pane(self, pane: str) -> None:
         target = {
@@ -386,16 +374,19 @@ class NpzTuiApp(App[int]):
 
     @on(VirtualTable.Highlighted, "#dataset-table")
     def _dataset_highlighted(self, message: VirtualTable.Highlighted) -> None:
-        self._cancel_later("open")
         row = message.row
         if row is None:
             return
         current = self._current_for_row(row)
         if self.current is not None and current.key == self.current.key:
             if current.dataset_id and not self.current.dataset_id:
-                self.current = current
-                self.load_tags(current)
+                # the file opened from the command line has just been catalogued: tags now work
+                self.current = Current(current.key, current.path, current.name, current.dataset_id, self.current.kind)
+                self.load_tags(self.current)
             return
+        if not message.moved and self.current is not None:
+            return  # rows reloaded (filter, sync, tag count): keep showing what is open
+        self._cancel_later("open")
         self._later("open", OPEN_DELAY, lambda: self.open_current(current))
 
     @on(VirtualTable.Selected, "#dataset-table")
@@ -582,7 +573,7 @@ class NpzTuiApp(App[int]):
                 if not ranks:
                     return
                 payload: Any = self.service.spectrum_plot(current.path, list(ranks), kind=mode)
-                caption = f"{mode.capitalize()} · rank {', '.join(map(str, ranks))} · reference in grey"
+                caption = f"{mode.capitalize()} · rank {', '.join(map(str, ranks))} · reference muted"
             else:
                 payload, caption = self.service.image(current.path, mode)
         except Exception as exc:  # noqa: BLE001
@@ -603,7 +594,7 @@ class NpzTuiApp(App[int]):
         elif hasattr(message.payload, "panels"):
             pane.show_spectra(message.payload, caption)
         else:
-            pane.show_image(message.payload, caption)
+            pane.show_image(message.payload, caption, log=message.mode == "diffraction")
 
     # -- tags -------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="tags")
@@ -636,7 +627,7 @@ class NpzTuiApp(App[int]):
             if row is None:
                 return None
             return int(row.rank), row
-        return WHOLE_DATASET_ROW, None
+        return FIRST_ROW, None
 
     def _focused_tag(self) -> Any | None:
         """The tag selected in the Tags pane if it has focus, else the tag on the current row."""
@@ -669,7 +660,11 @@ class NpzTuiApp(App[int]):
         row_index, ranked = target
         title = Text("New tag · " + (f"rank {row_index} of " if ranked is not None else ""))
         title.append(current.name, style="bold")
-        self.push_screen(TagEditor(title), lambda form: self._tag_form_done(current, None, (row_index, ranked), form))
+        editor = TagEditor(title, rows=self._data_rows(), ask_row=ranked is None)
+        self.push_screen(editor, lambda form: self._tag_form_done(current, None, (row_index, ranked), form))
+
+    def _data_rows(self) -> int | None:
+        return self.report.rows if self.report is not None and self.report.error is None else None
 
     def _tag_form_done(self, current: Current, tag: Any | None, target: tuple[int, Any] | None, form: TagForm | None) -> None:
         if form is None:
@@ -689,6 +684,8 @@ class NpzTuiApp(App[int]):
             else:
                 assert target is not None
                 row_index, ranked = target
+                if ranked is None and form.row is not None:
+                    row_index = form.row
                 saved = svc.add_tag(
                     current.dataset_id, row_index, form.label, category=form.category, notes=form.notes,
                     quality_score=form.quality_score, is_reference=form.is_reference,
@@ -737,7 +734,8 @@ class NpzTuiApp(App[int]):
             title = Text("New reference tag · ")
             title.append(current.name, style="bold")
             initial = TagForm("reference", None, None, True, None)
-            self.push_screen(TagEditor(title, initial), lambda form: self._tag_form_done(current, None, target, form))
+            editor = TagEditor(title, initial, rows=self._data_rows(), ask_row=target[1] is None)
+            self.push_screen(editor, lambda form: self._tag_form_done(current, None, target, form))
             return
         self.set_reference(current, tag, not tag.is_reference)
 
@@ -758,6 +756,20 @@ class NpzTuiApp(App[int]):
             self.load_tags(self.current)
         self.load_datasets(self.filter_text)  # the tag count column
         self.refresh_status()
+
+    # ------------------------------------------------------------------ runs
+    @work(thread=True, exclusive=True, group="runs")
+    def load_runs(self) -> None:
+        try:
+            runs = self.service.list_runs()
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(WorkFailed(Failure("runs", None, _one_line(exc))))
+            return
+        self.post_message(RunsLoaded(list(runs)))
+
+    @on(RunsLoaded)
+    def _runs_loaded(self, message: RunsLoaded) -> None:
+        self.query_one(RunsPane).show_runs(message.runs)
 
     # ------------------------------------------------------------------ status and sync
     @work(thread=True, exclusive=True, group="status")
@@ -799,7 +811,7 @@ class NpzTuiApp(App[int]):
         bar = self.query_one(StatusBar)
         bar.syncing = False
         self.last_sync_error = message.error
-        bar.set_note("" if message.error is None else "sync failed: offline")
+        bar.set_note("" if message.error is None else "sync failed")
         self.refresh_status()
         if message.error is None:
             self.load_datasets(self.filter_text)
@@ -827,6 +839,8 @@ class NpzTuiApp(App[int]):
             self.query_one(PlotPane).show_message(f"Cannot plot: {f.message}")
         elif f.what == "tags":
             self.query_one(TagsPane).show_message(f"Cannot read tags: {f.message}")
+        elif f.what == "runs":
+            self.query_one(RunsPane).show_error(f.message)
         elif f.what == "status":
             self.query_one(StatusBar).set_note(f"catalog: {f.message}")
         else:

@@ -82,6 +82,12 @@ class TagChanged(Message):
         self.tag = tag
 
 
+class RunsLoaded(Message):
+    def __init__(self, runs: list[Any]) -> None:
+        super().__init__()
+        self.runs = runs
+
+
 class StatusLoaded(Message):
     def __init__(self, status: Any) -> None:
         super().__init__()

@@ -28,6 +28,7 @@ class TagForm:
     quality_score: float | None
     is_reference: bool
     notes: str | None
+    row: int | None = None  # only asked for non-circuit data (0-based data row)
 
 
 def parse_quality(text: str) -> float | None:
@@ -47,10 +48,14 @@ class TagEditor(ModalScreen[TagForm | None]):
         Binding("ctrl+s", "save", "Save"),
     ]
 
-    def __init__(self, title: Text | str, initial: TagForm | None = None) -> None:
+    def __init__(self, title: Text | str, initial: TagForm | None = None, *, rows: int | None = None,
+                 ask_row: bool = False) -> None:
+        """`ask_row`: show a Row field (0 … rows−1) — tags on non-circuit data name a data row."""
         super().__init__()
         self._title = title if isinstance(title, Text) else Text(title)
         self._initial = initial
+        self._rows = rows
+        self._ask_row = ask_row
 
     def compose(self) -> ComposeResult:
         init = self._initial
@@ -68,6 +73,16 @@ class TagEditor(ModalScreen[TagForm | None]):
                 with Vertical():
                     yield Label("Category")
                     yield Input(value=(init.category or "") if init else "", placeholder="optional", id="tag-category", max_length=80)
+                if self._ask_row:
+                    with Vertical(id="tag-row-box"):
+                        hint = f"Row 0–{self._rows - 1}" if self._rows else "Row (0-based)"
+                        yield Label(hint)
+                        yield Input(
+                            value=str(init.row if init and init.row is not None else 0),
+                            id="tag-row-index",
+                            type="integer",
+                            validators=[Number(minimum=0, maximum=(self._rows - 1) if self._rows else None)],
+                        )
                 with Vertical():
                     yield Label("Quality 0–1")
                     yield Input(
@@ -108,10 +123,22 @@ class TagEditor(ModalScreen[TagForm | None]):
             self._error("Quality must be a number between 0 and 1 (or empty).")
             self.query_one("#tag-quality", Input).focus()
             return None
+        row = None
+        if self._ask_row:
+            box = self.query_one("#tag-row-index", Input)
+            try:
+                row = int(box.value.strip() or "0")
+                if row < 0 or (self._rows is not None and row >= self._rows):
+                    raise ValueError
+            except ValueError:
+                limit = f"0–{self._rows - 1}" if self._rows else "0 or more"
+                self._error(f"Row must be a whole number in {limit}.")
+                box.focus()
+                return None
         category = self.query_one("#tag-category", Input).value.strip() or None
         notes = self.query_one("#tag-notes", TextArea).text.strip() or None
         reference = self.query_one("#tag-reference", Checkbox).value
-        return TagForm(label, category, quality, reference, notes)
+        return TagForm(label, category, quality, reference, notes, row)
 
     def action_save(self) -> None:
         form = self.form()

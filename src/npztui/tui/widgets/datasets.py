@@ -26,7 +26,7 @@ from .virtual_table import Column, VirtualTable
 FILTER_DEBOUNCE = 0.12
 
 COLUMNS = [
-    Column("name", "name", None, min_width=12),
+    Column("name", "path", None, min_width=12, shorten="middle"),
     Column("kind", "kind", 7),
     Column("rows", "rows", 8, "right"),
     Column("size", "size", 9, "right"),
@@ -39,15 +39,11 @@ SYNC_LABELS = {"synced": "synced", "pending": "pending", "local": "local", "conf
 
 
 def finding_counts(row: Any) -> tuple[int, int, int]:
-    """(errors, warnings, info) from a DatasetRow, whatever shape the counts take."""
+    """(errors, warnings, info) from a dataset's findings summary ({"error": n, ...})."""
     counts = getattr(row, "findings", None)
-    if isinstance(counts, dict):
-        return int(counts.get("error", 0) or 0), int(counts.get("warning", 0) or 0), int(counts.get("info", 0) or 0)
-    return (
-        int(getattr(row, "n_errors", 0) or getattr(row, "findings_error", 0) or 0),
-        int(getattr(row, "n_warnings", 0) or getattr(row, "findings_warning", 0) or 0),
-        int(getattr(row, "n_info", 0) or getattr(row, "findings_info", 0) or 0),
-    )
+    if not isinstance(counts, dict):
+        return 0, 0, 0
+    return tuple(int(counts.get(k, 0) or 0) for k in ("error", "warning", "info"))  # type: ignore[return-value]
 
 
 class DatasetTable(VirtualTable):
@@ -71,23 +67,25 @@ class DatasetTable(VirtualTable):
         return self.get_component_rich_style(name, partial=True)
 
     def _format(self, row: Any) -> list[Text]:
-        name = Text(str(getattr(row, "filename", None) or getattr(row, "path", "?")))
+        name = Text(str(getattr(row, "path", None) or getattr(row, "filename", "?")))
         if getattr(row, "is_available", True) is False:
             name.stylize(self._style("datasets--unavailable"))
         rows = getattr(row, "rows", None)
         err, warn, info = finding_counts(row)
-        checked = getattr(row, "checked", True)
-        if err:
+        findings = getattr(row, "findings", None)
+        if isinstance(findings, dict) and findings.get("unreadable"):
+            badge = Text("unread", style=self._style("datasets--error"))
+        elif err:
             badge = Text(f"E{err}", style=self._style("datasets--error"))
             if warn:
                 badge.append(f" W{warn}", style=self._style("datasets--warning"))
         elif warn:
             badge = Text(f"W{warn}", style=self._style("datasets--warning"))
-        elif checked is False:
-            badge = Text("·", style=self._style("datasets--muted"))
+        elif not findings:
+            badge = Text("·", style=self._style("datasets--muted"))  # never checked
         else:
             badge = Text("ok", style=self._style("datasets--ok"))
-        sync = str(getattr(row, "sync_state", "") or "")
+        sync = str(getattr(row, "sync_status", "") or "")
         sync_text = Text(SYNC_LABELS.get(sync, sync))
         if sync == "conflict":
             sync_text.stylize(self._style("datasets--error"))

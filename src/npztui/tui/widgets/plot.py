@@ -109,8 +109,14 @@ class Heatmap(Widget):
         self._image: np.ndarray | None = None
         self._cache: tuple[tuple[int, int], list[Strip]] | None = None
 
-    def show_image(self, image: np.ndarray | None) -> None:
-        self._image = None if image is None else np.asarray(image, dtype=np.float64)
+    def show_image(self, image: np.ndarray | None, *, log: bool = False) -> None:
+        """Show a 2-d array (complex: its amplitude); `log` compresses a wide dynamic range."""
+        if image is not None:
+            image = np.asarray(image)
+            image = np.abs(image) if np.iscomplexobj(image) else image.astype(np.float64, copy=False)
+            if log:
+                image = np.log1p(np.clip(image, 0, None))
+        self._image = image
         self._cache = None
         self.refresh()
 
@@ -201,7 +207,7 @@ class PlotPane(Vertical):
         self.query_one(SpectrumPlot).show_plot(data)
         self.query_one(ContentSwitcher).current = "plot-spectrum"
 
-    def show_image(self, image: np.ndarray, caption: Text | str) -> None:
+    def show_image(self, image: np.ndarray, caption: Text | str, *, log: bool = False) -> None:
         self.query_one("#plot-caption", Static).update(caption if isinstance(caption, Text) else Text(caption))
-        self.query_one(Heatmap).show_image(image)
+        self.query_one(Heatmap).show_image(image, log=log)
         self.query_one(ContentSwitcher).current = "plot-heatmap"

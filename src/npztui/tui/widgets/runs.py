@@ -37,6 +37,11 @@ class RunsPane(Vertical):
         yield Static(Text(EMPTY, style="italic"), id="runs-caption", classes="pane-caption")
         yield RunsTable(id="runs-table")
 
+    def show_error(self, message: str) -> None:
+        self.query_one(RunsTable).clear()
+        self.add_class("-empty")
+        self.query_one("#runs-caption", Static).update(Text(f"Cannot read runs: {message}", style="italic"))
+
     def show_runs(self, runs: Sequence[Any]) -> None:
         table = self.query_one(RunsTable)
         table.clear()
@@ -46,12 +51,12 @@ class RunsPane(Vertical):
             self.add_class("-empty")
             return
         self.remove_class("-empty")
-        caption.update(Text(f"{len(runs)} runs, best first"))
+        caption.update(Text(f"{len(runs)} run{'s' if len(runs) != 1 else ''}, best score first"))
         for r in runs:
             table.add_row(
                 Text(str(getattr(r, "status", ""))),
                 Text(shorten(str(getattr(r, "name", "") or getattr(r, "id", "")), 40)),
-                Text(str(getattr(r, "best_score", "") if getattr(r, "best_score", None) is not None else "-")),
+                Text("-" if getattr(r, "best_score", None) is None else f"{float(r.best_score):.6g}", justify="right"),
                 Text(str(getattr(r, "iterations", "") or 0)),
                 Text(str(getattr(r, "samples_evaluated", "") or 0)),
             )

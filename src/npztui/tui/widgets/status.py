@@ -6,6 +6,7 @@ the UI). Being offline is a state shown here, never an error dialog.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -13,6 +14,28 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from npztui.textfmt import shorten
+
+
+def display_path(p: Path | str) -> str:
+    """Short and stable: relative to the working directory when under it, home as `~`."""
+    text = str(p)
+    path = Path(text)
+    if path.is_absolute():
+        try:
+            return str(path.relative_to(Path.cwd())) or "."
+        except (ValueError, OSError):
+            pass
+    home = str(Path.home())
+    if home not in ("/", "") and text.startswith(home + "/"):
+        return "~" + text[len(home):]
+    return text
+
+
+def server_host(url: str) -> str:
+    """`host:port/db` of a (masked) server URL: what the status bar has room for."""
+    rest = url.split("://", 1)[-1]
+    rest = rest.rsplit("@", 1)[-1]
+    return rest.split("?", 1)[0] or url
 
 
 class StatusBar(Static):
@@ -54,32 +77,50 @@ class StatusBar(Static):
         self._render_status()
 
     def _render_status(self) -> None:
+        """One line: `backend location  ● online  N pending  [note]  root: …`.
+
+        The location gets whatever width the other parts leave (shortened in
+        the middle), so the state parts are always visible at 80 columns.
+        """
         s = self.status
+        width = max(20, self.size.width or 78)
+        tail = Text(no_wrap=True)
+        if s is not None:
+            tail.append("  ")
+            if getattr(s, "server_configured", True) is False:
+                tail.append("local only", style="dim")
+            elif getattr(s, "online", False):
+                tail.append("● online", style=self._style("status--online"))
+            else:
+                tail.append("○ offline", style=self._style("status--offline"))
+            pending = int(getattr(s, "pending", 0) or 0)
+            tail.append(f"  {pending} pending", style=self._style("status--pending") if pending else "")
+            conflicts = int(getattr(s, "conflicts", 0) or 0)
+            if conflicts:
+                tail.append(f"  {conflicts} conflict{'s' if conflicts != 1 else ''}", style=self._style("status--offline"))
+        if self.syncing:
+            tail.append("  ⟳ syncing", style="italic")
+        if self.note:
+            tail.append(f"  {self.note}", style="italic")
+        root = Text(no_wrap=True)
+        if self.data_root:
+            root.append("  root: ")
+            root.append(shorten(self.data_root, max(10, width // 4)))
         text = Text(no_wrap=True, overflow="ellipsis")
-        width = max(20, self.size.width or 80)
         if s is None:
             text.append("catalog: …")
         else:
             backend = str(getattr(s, "backend", "") or "catalog")
             location = str(getattr(s, "location", "") or "")
-            text.append(f"{backend} ", style=self._style("status--strong"))
-            text.append(shorten(location, max(12, width // 3)))
-            text.append("  ")
-            if getattr(s, "server_configured", True) is False:
-                text.append("local only", style="dim")
-            elif getattr(s, "online", False):
-                text.append("● online", style=self._style("status--online"))
+            if getattr(s, "server_configured", False):
+                location = server_host(location)
             else:
-                text.append("○ offline", style=self._style("status--offline"))
-            pending = int(getattr(s, "pending", 0) or 0)
-            text.append(f"  {pending} pending", style=self._style("status--pending") if pending else "")
-        if self.syncing:
-            text.append("  ⟳ syncing", style="italic")
-        if self.note:
-            text.append(f"  {self.note}", style="italic")
-        if self.data_root:
-            text.append("  root: ")
-            text.append(shorten(self.data_root, max(12, width // 4)))
+                location = display_path(location)  # a local file
+            room = max(8, width - len(backend) - 1 - tail.cell_len - root.cell_len)
+            text.append(f"{backend} ", style=self._style("status--strong"))
+            text.append(shorten(location, room))
+        text.append_text(tail)
+        text.append_text(root)
         self.update(text)
 
     def _style(self, name: str):

@@ -38,6 +38,7 @@ class Column:
     width: int | None = None  # None: share the remaining width
     justify: str = "left"
     min_width: int = 8
+    shorten: str = "end"  # "middle": keep both ends of long values (paths)
 
 
 class VirtualTable(ScrollView, can_focus=True):
@@ -106,11 +107,14 @@ class VirtualTable(ScrollView, can_focus=True):
             return self.table
 
     class Highlighted(Message):
-        def __init__(self, table: VirtualTable, index: int, row: Any | None) -> None:
+        """The cursor row (`moved`: the cursor moved, rather than the rows being reloaded)."""
+
+        def __init__(self, table: VirtualTable, index: int, row: Any | None, moved: bool = True) -> None:
             super().__init__()
             self.table = table
             self.index = index
             self.row = row
+            self.moved = moved
 
         @property
         def control(self) -> VirtualTable:
@@ -162,7 +166,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self.set_reactive(VirtualTable.cursor, new_cursor)
         self.scroll_to(y=0, animate=False, immediate=True) if new_cursor == 0 else self._scroll_cursor_visible()
         self.refresh()
-        self._announce()
+        self._announce(moved=False)
         return self.generation
 
     def set_page(self, generation: int, page: int, rows: Sequence[Any]) -> None:
@@ -178,7 +182,7 @@ class VirtualTable(ScrollView, can_focus=True):
         start = page * self.page_size
         self.refresh_lines(start + 1, len(rows))
         if start <= self.cursor < start + len(rows):
-            self._announce()
+            self._announce(moved=False)
 
     def row_at(self, index: int) -> Any | None:
         page, off = divmod(index, self.page_size)
@@ -214,10 +218,13 @@ class VirtualTable(ScrollView, can_focus=True):
         self._scroll_cursor_visible()
         self._announce()
 
-    def _announce(self) -> None:
+    def _announce(self, moved: bool = True) -> None:
         # sent by the table itself even when an ancestor's handler caused it (reset from the app),
         # otherwise Textual would not bubble it back up to that ancestor
-        message = self.Highlighted(self, self.cursor, self.cursor_row) if self.total else self.Highlighted(self, -1, None)
+        if self.total:
+            message = self.Highlighted(self, self.cursor, self.cursor_row, moved)
+        else:
+            message = self.Highlighted(self, -1, None, moved)
         self.post_message(message.set_sender(self))
 
     def _move(self, index: int) -> None:
@@ -286,7 +293,13 @@ class VirtualTable(ScrollView, can_focus=True):
             cell = cells[i].copy() if i < len(cells) else Text("")
             cell.no_wrap = True
             if cell.cell_len > w:
-                cell.truncate(w, overflow="ellipsis")
+                if col.shorten == "middle" and w > 1:
+                    head = (w - 1) // 2
+                    tail = w - 1 - head
+                    plain = cell.plain
+                    cell = Text(plain[:head] + "…" + plain[len(plain) - tail:], style=cell.style, no_wrap=True)
+                else:
+                    cell.truncate(w, overflow="ellipsis")
             pad = w - cell.cell_len
             if col.justify == "right":
                 line.append(" " * pad)

@@ -1,0 +1,274 @@
+"""Workflows against a real catalog: filter, open, tag create/edit/delete, plot switch, sync state."""
+
+from __future__ import annotations
+
+from textual.widgets import Input
+
+from test_tui_support import GRID, PTY_BAD_N, PTY_OK, async_test, make_app, screen_text, settle, tui_env  # noqa: F401
+
+from npztui.tui.screens.confirm import ConfirmScreen
+from npztui.tui.screens.tag_editor import TagEditor
+from npztui.tui.widgets.datasets import DatasetsPane, DatasetTable
+from npztui.tui.widgets.plot import Heatmap, PlotPane, SpectrumPlot
+from npztui.tui.widgets.results import REFERENCE_MARK, TAG_MARK, ResultsPane
+from npztui.tui.widgets.status import StatusBar
+from npztui.tui.widgets.tags import TagsPane
+
+
+async def open_dataset(pilot, name: str) -> None:
+    """Filter down to `name`, open it with Enter."""
+    app = pilot.app
+    await pilot.press("slash", *name, "enter")
+    await settle(pilot)
+    table = app.query_one(DatasetTable)
+    assert table.total == 1, table.total
+    await pilot.press("enter")
+    await settle(pilot)
+    assert app.current is not None and app.current.name == name
+
+
+@async_test
+async def test_start_scans_the_root_and_lists_datasets(tui_env):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.query_one(DatasetTable)
+        assert table.total == 4
+        names = [table.row_at(i).filename for i in range(4)]
+        assert GRID in names and PTY_BAD_N in names
+        text = screen_text(app)
+        assert "4 datasets" in text
+        assert "E1" in text  # the mismatch file's badge
+        assert "circuit" in text and "3,125" in text
+        # the first dataset opens in the background, without leaving the list
+        assert app.current is not None and app.pane == "datasets"
+
+
+@async_test
+async def test_filter_in_sql_and_clear(tui_env):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.query_one(DatasetTable)
+        await pilot.press("slash")
+        assert app.query_one("#dataset-filter", Input).has_focus
+        await pilot.press(*"ptycho")
+        await settle(pilot)
+        assert table.total == 3
+        assert "3 matches for ptycho" in screen_text(app)
+        await pilot.press("space", *"mismatch")
+        await settle(pilot)
+        assert table.total == 1 and table.cursor_row.filename == PTY_BAD_N
+        await pilot.press("enter")  # back to the list
+        assert table.has_focus
+        await pilot.press("slash", *"zzz-nothing")
+        await settle(pilot)
+        assert table.total == 0 and "0 matches" in screen_text(app)
+        await pilot.press("escape")  # clears the filter
+        await settle(pilot)
+        assert table.total == 4 and app.query_one(DatasetsPane).filter_text == ""
+
+
+@async_test
+async def test_open_circuit_dataset_shows_best_rows(tui_env):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_dataset(pilot, GRID)
+        assert app.pane == "metadata"
+        await pilot.press("4")
+        await settle(pilot)
+        results = app.query_one(ResultsPane)
+        assert results.mode == "circuit" and results.rows[0].rank == 1
+        text = screen_text(app)
+        assert "best 50 of 3,125 rows" in text
+        assert "kΩ" in text and "µF" in text  # engineering units
+
+
+@async_test
+async def test_tag_create_edit_reference_delete(tui_env):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await open_dataset(pilot, GRID)
+        await pilot.press("4", "j")  # rank 2
+        await settle(pilot)
+        # --- create
+        await pilot.press("t")
+        await settle(pilot)
+        assert isinstance(app.screen, TagEditor)
+        await pilot.press(*"good fit", "tab", *"fit", "tab", *"1.5")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, TagEditor)  # quality 1.5 refused, the form stays
+        assert "between 0 and 1" in screen_text(app)
+        quality = app.screen.query_one("#tag-quality", Input)
+        quality.value = "0.9"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert not isinstance(app.screen, TagEditor)
+        tags = app.service.list_tags()
+        assert len(tags) == 1
+        tag = tags[0]
+        assert (tag.row_index, tag.label, tag.category, tag.quality_score, tag.is_reference) == (2, "good fit", "fit", 0.9, False)
+        assert tag.resnorm is not None and set(tag.parameters) == {"Rsh", "Ra", "Ca", "Rb", "Cb"}
+        pending_after_add = app.service.status().pending
+        assert pending_after_add >= 1  # the outbox has it
+        assert app.query_one(ResultsPane).table.get_cell("2", "tag").plain == TAG_MARK
+        assert app.query_one(DatasetTable).cursor_row.tag_count == 1
+        # --- edit from the Tags pane
+        await pilot.press("6")
+        await settle(pilot)
+        assert app.query_one(TagsPane).current.id == tag.id
+        await pilot.press("t")
+        await settle(pilot)
+        assert isinstance(app.screen, TagEditor)
+        label = app.screen.query_one("#tag-label", Input)
+        assert label.value == "good fit"
+        label.value = "better fit"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.service.list_tags()[0].label == "better fit"
+        assert "better fit" in screen_text(app)
+        # --- reference toggle
+        await pilot.press("r")
+        await settle(pilot)
+        assert app.service.list_tags()[0].is_reference is True
+        assert app.query_one(ResultsPane).table.get_cell("2", "tag").plain == REFERENCE_MARK
+        await pilot.press("r")
+        await settle(pilot)
+        assert app.service.list_tags()[0].is_reference is False
+        # --- delete, declining first
+        await pilot.press("d")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await settle(pilot)
+        assert len(app.service.list_tags()) == 1
+        await pilot.press("d")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert app.service.list_tags() == []
+        assert "No tags on" in screen_text(app)
+        assert app.query_one(ResultsPane).table.get_cell("2", "tag").plain == ""
+
+
+@async_test
+async def test_tag_on_ptycho_data_names_a_row(tui_env):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await open_dataset(pilot, PTY_OK)
+        await pilot.press("t")
+        await settle(pilot)
+        assert isinstance(app.screen, TagEditor)
+        assert "Row 0–15" in screen_text(app)
+        app.screen.query_one("#tag-label", Input).value = "nice pattern"
+        app.screen.query_one("#tag-row-index", Input).value = "16"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, TagEditor)  # out of range
+        app.screen.query_one("#tag-row-index", Input).value = "7"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        [tag] = app.service.list_tags()
+        assert (tag.row_index, tag.label) == (7, "nice pattern")
+
+
+@async_test
+async def test_escape_cancels_the_editor_without_writing(tui_env):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await open_dataset(pilot, GRID)
+        await pilot.press("4", "t", *"scratch", "escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, TagEditor)
+        assert app.service.list_tags() == []
+
+
+@async_test
+async def test_plot_switch_circuit_and_ptycho(tui_env):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await open_dataset(pilot, GRID)
+        await pilot.press("p")
+        await settle(pilot)
+        assert app.pane == "plot" and app.plot_mode == "nyquist"
+        plot = app.query_one(SpectrumPlot)
+        assert [p.title for p in plot.data.panels] == ["Nyquist"]
+        labels = [s.label for s in plot.data.panels[0].series]
+        assert labels[0].startswith("reference") and "rank 1" in labels
+        await pilot.press("p")
+        await settle(pilot)
+        assert app.plot_mode == "bode"
+        assert [p.title for p in plot.data.panels] == ["Bode |Z|", "Bode phase"]
+        await pilot.press("p")
+        await settle(pilot)
+        assert app.plot_mode == "nyquist"
+        # highlighting another result row re-plots it
+        await pilot.press("4", "j", "j")
+        await settle(pilot)
+        assert "rank 3" in [s.label for s in plot.data.panels[0].series]
+        # ptycho: a heatmap of a diffraction pattern, then the probe
+        await pilot.press("escape")
+        await pilot.press("slash", "ctrl+a", "ctrl+k")
+        await settle(pilot)
+        await open_dataset(pilot, PTY_OK)
+        await pilot.press("p")
+        await settle(pilot)
+        assert app.plot_mode == "diffraction"
+        heat = app.query_one(Heatmap)
+        assert heat._image is not None and heat._image.shape == (64, 64)
+        assert "diffraction" in screen_text(app)
+        await pilot.press("p")
+        await settle(pilot)
+        assert app.plot_mode == "probe"
+        assert "probeGuess" in screen_text(app)
+
+
+@async_test
+async def test_status_without_a_server_is_local_only(tui_env):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        bar = app.query_one(StatusBar)
+        assert bar.status is not None and bar.status.server_configured is False
+        text = screen_text(app)
+        assert "sqlite catalog.sqlite3" in text and "local only" in text and "root: data/npz" in text
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.is_running and any("No server configured" in n.message for n in app._notifications)
+
+
+@async_test
+async def test_status_offline_server_never_shows_password_or_dialog(tui_env, monkeypatch):
+    # nothing listens on port 9: the server is "down"
+    monkeypatch.setenv("NPZTUI_DATABASE_URL", "postgresql://alice:s3cret-pw@127.0.0.1:9/npz")
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot, timeout=20)
+        bar = app.query_one(StatusBar)
+        assert bar.status is not None and bar.status.server_configured and bar.status.online is False
+        text = screen_text(app)
+        assert "offline" in text and "s3cret-pw" not in text
+        assert "127.0.0.1" in text
+        await pilot.press("s")
+        await settle(pilot, timeout=20)
+        assert app.last_sync_error is not None
+        text = screen_text(app)
+        assert "sync failed" in text and "s3cret-pw" not in text
+        assert len(app.screen_stack) == 1  # no dialog
+        assert all("s3cret-pw" not in n.message for n in app._notifications)
+
+
+@async_test
+async def test_runs_pane_empty_state(tui_env):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("7")
+        await settle(pilot)
+        assert "No runs recorded yet" in screen_text(app)
