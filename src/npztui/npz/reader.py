@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import ast
 import bz2
+import functools
 import hashlib
 import io
 import lzma
 import math
 import os
+import re
 import stat
 import struct
 import tokenize
@@ -49,8 +51,16 @@ _ZIP_LOCAL = b"PK\x03\x04"
 _ZIP_EOCD = b"PK\x05\x06"
 _ZIP64_LOCATOR = b"PK\x06\x07"
 _ZIP64_EOCD = b"PK\x06\x06"
+_ZIP_CENTRAL = b"PK\x01\x02"
 _EOCD_LEN = 22
 _LOCAL_HEADER_LEN = 30
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # zipfile.structCentralDir (46 bytes)
+_MAX_EXTRACT_VERSION = 63  # zipfile.MAX_EXTRACT_VERSION
+# One read at the end of the file finds the end record and, for a few members, the
+# whole central directory; one read per member gets its local header and .npy header.
+_TAIL_READ = 8 << 10
+_MEMBER_READ = 512
+_SMALL_FILE = 64 << 10  # read whole: one syscall instead of a dozen
 _COMPRESSION_NAMES = {
     zipfile.ZIP_STORED: "stored",
     zipfile.ZIP_DEFLATED: "deflated",
@@ -175,6 +185,27 @@ def _max_raw_header(version: tuple[int, int], max_header_chars: int) -> int:
     return max_header_chars * (4 if version == (3, 0) else 1)
 
 
+# numpy's own header layout for a non-structured dtype, e.g.
+#   {'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }
+# Anything else (structured dtypes, Python 2 longs, odd spacing) takes the literal_eval path.
+# Only texts that literal_eval reads as exactly this dict may match: the string has no
+# quote, backslash or control character, integers have no leading zeros or underscores,
+# and a one-element tuple keeps its comma.
+_INT = r"(?:0|[1-9][0-9]*)"
+_SIMPLE_HEADER = re.compile(
+    r"\{'descr': '([^'\\\x00-\x1f\x7f]*)', 'fortran_order': (True|False), "
+    rf"'shape': \(((?:{_INT},)|(?:{_INT}(?:, {_INT})+,?)|)\), \}}[ \n]*\Z"
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _simple_dtype(descr: str) -> np.dtype:
+    try:
+        return descr_to_dtype(descr)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"unsupported .npy dtype {descr!r}: {exc}") from None
+
+
 def parse_npy_header(
     buf: bytes, max_header_bytes: int = DEFAULT_LIMITS.max_header_bytes
 ) -> tuple[tuple[int, int], int, tuple[int, ...], bool, np.dtype]:
@@ -195,6 +226,10 @@ def parse_npy_header(
         raise ValueError(".npy header is not valid UTF-8") from None
     if len(text) > max_header_bytes:  # numpy counts characters, not bytes
         raise ValueError(f".npy header is {len(text)} characters, over the {max_header_bytes}-character limit")
+    m = _SIMPLE_HEADER.match(text)
+    if m is not None:  # what numpy writes for a plain dtype: same result as literal_eval, much faster
+        descr, fortran, dims = m.groups()
+        return version, prefix + hlen, tuple(int(x) for x in dims.split(",") if x), fortran == "True", _simple_dtype(descr)
     try:
         try:
             d = ast.literal_eval(text)
@@ -234,43 +269,52 @@ def _filter_py2_longs(text: str) -> str:
 
 
 # --------------------------------------------------------------------------
-# zip end-of-central-directory: bound the archive before zipfile parses it
+# zip central directory: parsed here (as zipfile does), bounded before anything is built
 
 
-def _check_eocd(fp: BinaryIO, size: int, path: Path, limits: Limits) -> None:
-    tail_len = min(size, _EOCD_LEN + 65_535)
-    fp.seek(size - min(size, _EOCD_LEN))
-    tail = fp.read(_EOCD_LEN)
-    pos = 0 if tail[:4] == _ZIP_EOCD else -1
-    if pos < 0:
-        fp.seek(size - tail_len)
-        tail = fp.read(tail_len)
-        pos = tail.rfind(_ZIP_EOCD)
-        if pos < 0 or pos + _EOCD_LEN > len(tail):
-            raise TruncatedError(path, "zip central directory is missing (file truncated or still being written)")
-    eocd_at = size - len(tail) + pos
-    _, _, _, _, n_total, cd_size, cd_offset, _ = struct.unpack("<4s4H2LH", tail[pos : pos + _EOCD_LEN])
-    if n_total == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
-        if eocd_at < 20:
-            raise CorruptError(path, "zip64 end record is missing")
-        fp.seek(eocd_at - 20)
-        loc = fp.read(20)
-        if loc[:4] != _ZIP64_LOCATOR:
-            raise CorruptError(path, "zip64 end record is missing")
-        (z64_at,) = struct.unpack("<Q", loc[8:16])
-        if z64_at + 56 > size:
-            raise TruncatedError(path, "zip64 end record points past the end of the file")
-        fp.seek(z64_at)
-        rec = fp.read(56)
-        if rec[:4] != _ZIP64_EOCD:
-            raise CorruptError(path, "zip64 end record is corrupt")
-        _, _, _, _, _, _, _, n_total, cd_size, cd_offset = struct.unpack("<4sQ2H2L4Q", rec)
-    if n_total > limits.max_members:
-        raise TooLargeError(path, f"archive has {n_total} members, over the {limits.max_members} limit")
-    if cd_size > limits.max_central_directory_bytes:
-        raise TooLargeError(path, f"zip central directory is {cd_size} bytes, over the limit")
-    if cd_size > eocd_at:
-        raise TruncatedError(path, "zip central directory runs past the start of the file")
+class _Directory:
+    """A parsed central directory: the entries zipfile.ZipFile would list (as ZipInfo)."""
+
+    def __init__(self, entries: list[zipfile.ZipInfo]) -> None:
+        self.filelist = entries
+        self.NameToInfo = {zi.filename: zi for zi in entries}  # duplicates: the last wins
+
+    def infolist(self) -> list[zipfile.ZipInfo]:
+        return self.filelist
+
+    def namelist(self) -> list[str]:
+        return [zi.filename for zi in self.filelist]
+
+    def getinfo(self, name: str) -> zipfile.ZipInfo:
+        try:
+            return self.NameToInfo[name]
+        except KeyError:
+            raise KeyError(f"There is no item named {name!r} in the archive") from None
+
+    def close(self) -> None:
+        pass
+
+
+def _decode_zip64_extra(zi: zipfile.ZipInfo, extra: bytes) -> None:
+    """zipfile's reading of the zip64 extra field (sizes/offset saturated at 0xFFFFFFFF)."""
+    while len(extra) >= 4:
+        tp, ln = struct.unpack("<HH", extra[:4])
+        if ln + 4 > len(extra):
+            raise zipfile.BadZipFile(f"corrupt extra field {tp:04x} (size={ln})")
+        if tp == 0x0001:
+            data = extra[4 : ln + 4]
+            try:
+                if zi.file_size in (0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF):
+                    (zi.file_size,) = struct.unpack("<Q", data[:8])
+                    data = data[8:]
+                if zi.compress_size == 0xFFFF_FFFF:
+                    (zi.compress_size,) = struct.unpack("<Q", data[:8])
+                    data = data[8:]
+                if zi.header_offset == 0xFFFF_FFFF:
+                    (zi.header_offset,) = struct.unpack("<Q", data[:8])
+            except struct.error:
+                raise zipfile.BadZipFile("corrupt zip64 extra field") from None
+        extra = extra[ln + 4 :]
 
 
 class _StoredSlice:
@@ -433,10 +477,11 @@ class NpzReader:
     """
 
     def __init__(self, path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> None:
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)
         self.limits = limits
-        self._zip: zipfile.ZipFile | None = None
+        self._zip: _Directory | None = None
         self._zinfos: dict[str, zipfile.ZipInfo] = {}
+        self._whole: bytes | None = None
         try:
             self._fp: BinaryIO = open(self.path, "rb")
         except OSError as exc:
@@ -475,19 +520,24 @@ class NpzReader:
         size = st.st_size
         if size == 0:
             raise NotNpzError(self.path, "empty file")
-        head = self._fp.read(8)
+        if size <= _SMALL_FILE:
+            self._whole = self._fp.read(size)
+            head = self._whole[:8]
+        else:
+            head = self._fp.read(8)
+        try:
+            return self._inspect_zip(st, head)
+        finally:
+            self._whole = None
+
+    def _inspect_zip(self, st: os.stat_result, head: bytes) -> NpzInfo:
+        size = st.st_size
         if head.startswith(NPY_MAGIC):
             arrays = (self._inspect_bare(size),)
             return NpzInfo(self.path, size, st.st_mtime_ns, arrays, (), True)
         if not (head.startswith(_ZIP_LOCAL) or head.startswith(_ZIP_EOCD)):
             raise NotNpzError(self.path, "not an .npz file (no zip or .npy signature)")
-        _check_eocd(self._fp, size, self.path, self.limits)
-        self._fp.seek(0)
-        self._zip = zipfile.ZipFile(self._fp)
-        if len(self._zip.filelist) > self.limits.max_members:  # the EOCD count can lie
-            raise TooLargeError(
-                self.path, f"archive has {len(self._zip.filelist)} members, over the {self.limits.max_members} limit"
-            )
+        self._zip = self._read_directory(size)
         arrays: list[ArrayInfo] = []
         others: list[str] = []
         seen: dict[str, int] = {}
@@ -510,6 +560,86 @@ class NpzReader:
             raise NotNpzError(self.path, "zip archive holds no .npy member")
         return NpzInfo(self.path, size, st.st_mtime_ns, tuple(arrays), tuple(others))
 
+    def _pread(self, offset: int, n: int) -> bytes:
+        if self._whole is not None:
+            return self._whole[offset : offset + n]
+        return os.pread(self._fp.fileno(), n, offset)
+
+    def _read_directory(self, size: int) -> _Directory:
+        """The central directory, as zipfile reads it, but bounded before anything is built.
+
+        Mirrors zipfile's `_EndRecData`/`_RealGetContents` (end record in the last
+        22 bytes or within the 64 KiB comment window, zip64 record right before its
+        locator, prepended-data offset correction) so names, sizes and offsets agree
+        with what np.load sees; the member limit stops the parse early.
+        """
+        limits = self.limits
+        tail_len = min(size, _TAIL_READ)
+        tail = self._pread(size - tail_len, tail_len)
+        if tail[-_EOCD_LEN : -_EOCD_LEN + 4] == _ZIP_EOCD and tail[-2:] == b"\0\0":
+            pos = len(tail) - _EOCD_LEN
+        else:  # a zip comment follows the end record: search the whole comment window
+            if tail_len < min(size, _EOCD_LEN + 65_535):
+                tail_len = min(size, _EOCD_LEN + 65_535)
+                tail = self._pread(size - tail_len, tail_len)
+            pos = tail.rfind(_ZIP_EOCD)
+            if pos < 0 or pos + _EOCD_LEN > len(tail):
+                raise TruncatedError(self.path, "zip central directory is missing (file truncated or still being written)")
+        tail_at = size - len(tail)
+        eocd_at = tail_at + pos
+        _, _, _, _, n_total, cd_size, cd_offset, _ = struct.unpack("<4s4H2LH", tail[pos : pos + _EOCD_LEN])
+        zip64 = False
+        if eocd_at >= 20:
+            loc = tail[pos - 20 : pos] if pos >= 20 else self._pread(eocd_at - 20, 20)
+            if loc[:4] == _ZIP64_LOCATOR:
+                _, disk, _, disks = struct.unpack("<4sLQL", loc)
+                if disk != 0 or disks > 1:
+                    raise CorruptError(self.path, "zip archives spanning several disks are not supported")
+                rec_at = eocd_at - 20 - 56
+                rec = self._pread(rec_at, 56) if rec_at >= 0 else b""
+                if len(rec) == 56 and rec[:4] == _ZIP64_EOCD:
+                    _, _, _, _, _, _, _, n_total, cd_size, cd_offset = struct.unpack("<4sQ2H2L4Q", rec)
+                    zip64 = True
+        if not zip64 and (cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF):
+            raise CorruptError(self.path, "zip64 end record is missing")
+        start = eocd_at - (76 if zip64 else 0) - cd_size
+        if start < 0:
+            raise TruncatedError(self.path, "zip central directory runs past the start of the file")
+        if n_total > limits.max_members:
+            raise TooLargeError(self.path, f"archive has {n_total} members, over the {limits.max_members} limit")
+        if cd_size > limits.max_central_directory_bytes:
+            raise TooLargeError(self.path, f"zip central directory is {cd_size} bytes, over the limit")
+        concat = start - cd_offset  # bytes prepended to the archive (zipfile corrects offsets alike)
+        cd = tail[start - tail_at : start - tail_at + cd_size] if start >= tail_at else self._pread(start, cd_size)
+        entries: list[zipfile.ZipInfo] = []
+        at = 0
+        while at < cd_size:
+            if len(entries) >= limits.max_members:  # the end record's count can lie
+                raise TooLargeError(self.path, f"archive has more than {limits.max_members} members, over the limit")
+            if at + _CENTRAL.size > len(cd):
+                raise CorruptError(self.path, "zip central directory is truncated")
+            f = _CENTRAL.unpack_from(cd, at)
+            if f[0] != _ZIP_CENTRAL:
+                raise CorruptError(self.path, "zip central directory is corrupt (bad entry signature)")
+            n_len, x_len, c_len = f[12], f[13], f[14]
+            p = at + _CENTRAL.size
+            raw_name = cd[p : p + n_len]
+            at = p + n_len + x_len + c_len
+            flags = f[5]
+            zi = zipfile.ZipInfo(raw_name.decode("utf-8" if flags & 0x800 else "cp437"))
+            zi.extra, zi.comment = cd[p + n_len : p + n_len + x_len], cd[p + n_len + x_len : at]
+            zi.create_version, zi.create_system, zi.extract_version, zi.reserved = f[1:5]
+            zi.flag_bits, zi.compress_type, t, d, zi.CRC, zi.compress_size, zi.file_size = f[5:12]
+            if zi.extract_version > _MAX_EXTRACT_VERSION:
+                raise CorruptError(self.path, f"member {zi.filename!r} needs zip version {zi.extract_version / 10:.1f}")
+            zi.volume, zi.internal_attr, zi.external_attr, zi.header_offset = f[15:19]
+            zi._raw_time = t
+            zi.date_time = ((d >> 9) + 1980, (d >> 5) & 0xF, d & 0x1F, t >> 11, (t >> 5) & 0x3F, (t & 0x1F) * 2)
+            _decode_zip64_extra(zi, zi.extra)
+            zi.header_offset += concat
+            entries.append(zi)
+        return _Directory(entries)
+
     def _inspect_bare(self, size: int) -> ArrayInfo:
         self._fp.seek(0)
         buf = self._fp.read(min(size, 12 + _max_raw_header((3, 0), self.limits.max_header_bytes)))
@@ -531,15 +661,18 @@ class NpzReader:
             )
 
     def _data_offset(self, zi: zipfile.ZipInfo, size: int) -> int:
-        self._fp.seek(zi.header_offset)
-        lh = self._fp.read(_LOCAL_HEADER_LEN)
+        return self._local(zi, size, 0)[0]
+
+    def _local(self, zi: zipfile.ZipInfo, size: int, extra: int) -> tuple[int, bytes]:
+        """(offset of the member's data, up to `extra` bytes of that data) in one read."""
+        lh = self._pread(zi.header_offset, _LOCAL_HEADER_LEN + extra)
         if len(lh) < _LOCAL_HEADER_LEN or lh[:4] != _ZIP_LOCAL:
             raise CorruptError(self.path, f"member {zi.filename!r}: bad local header")
         n_len, x_len = struct.unpack("<HH", lh[26:30])
         off = zi.header_offset + _LOCAL_HEADER_LEN + n_len + x_len
         if off + zi.compress_size > size:
             raise TruncatedError(self.path, f"member {zi.filename!r} runs past the end of the file")
-        return off
+        return off, lh[_LOCAL_HEADER_LEN + n_len + x_len :][: zi.compress_size]
 
     def _inspect_member(self, zi: zipfile.ZipInfo, size: int) -> ArrayInfo | None:
         if zi.header_offset + _LOCAL_HEADER_LEN + len(zi.filename) + zi.compress_size > size:
@@ -557,9 +690,9 @@ class NpzReader:
             raise CorruptError(
                 self.path, f"member {zi.filename!r} claims an impossible compression ratio (zip bomb?)"
             )
-        off = self._data_offset(zi, size)
+        off, first = self._local(zi, size, _MEMBER_READ)
         want = min(zi.file_size, 128)
-        buf = self._prefix(zi, off, want)
+        buf = self._prefix(zi, off, want, first)
         if not buf.startswith(NPY_MAGIC):
             if zi.filename.endswith(".npy"):
                 raise CorruptError(self.path, f"member {zi.filename!r} is not a .npy array")
@@ -569,31 +702,36 @@ class NpzReader:
         except ValueError as exc:
             raise CorruptError(self.path, f"member {zi.filename!r}: {exc}") from None
         if prefix + hlen > len(buf) and hlen <= _max_raw_header(version, self.limits.max_header_bytes):
-            buf = self._prefix(zi, off, min(zi.file_size, prefix + hlen))
+            buf = self._prefix(zi, off, min(zi.file_size, prefix + hlen), first)
         version, hdr, shape, fortran, dtype = self._parse(buf, zi.filename)
         name = zi.filename[:-4] if zi.filename.endswith(".npy") else zi.filename
         a = ArrayInfo(name, zi.filename, shape, dtype, fortran, method, zi.compress_size, zi.file_size, hdr, version, off)
         self._check_payload(a)
         return a
 
-    def _prefix(self, zi: zipfile.ZipInfo, off: int, n: int) -> bytes:
-        """The first `n` uncompressed bytes of a member, inflating no more than needed."""
+    def _prefix(self, zi: zipfile.ZipInfo, off: int, n: int, first: bytes = b"") -> bytes:
+        """The first `n` uncompressed bytes of a member, inflating no more than needed.
+
+        `first` holds the member's first stored bytes when the caller already has them.
+        """
         if zi.compress_type == zipfile.ZIP_STORED:
-            self._fp.seek(off)
-            return self._fp.read(n)
+            if len(first) >= n:
+                return first[:n]
+            return self._pread(off, n)
         if zi.compress_type == zipfile.ZIP_DEFLATED:
             d = zlib.decompressobj(-15)
             out = bytearray()
-            self._fp.seek(off)
-            left = zi.compress_size
-            pending = b""
+            at = off + len(first)
+            left = zi.compress_size - len(first)
+            pending = first
             while len(out) < n:
                 if not pending:
                     if left <= 0:
                         break
-                    pending = self._fp.read(min(4096, left))
+                    pending = self._pread(at, min(4096, left))
                     if not pending:
                         break
+                    at += len(pending)
                     left -= len(pending)
                 try:
                     out += d.decompress(pending, n - len(out))
