@@ -164,7 +164,7 @@ async def test_tag_on_ptycho_data_names_a_row(tui_env):
         await settle(pilot)
         assert isinstance(app.screen, TagEditor)
         assert "Row 0–15" in screen_text(app)
-        app.screen.query_one("#tag-label", Input).value = "nice pattern"
+        app.screen.query_one("#tag-label", Input).value = "nice [/] pattern"  # markup-looking text is just text
         app.screen.query_one("#tag-row-index", Input).value = "16"
         await pilot.press("ctrl+s")
         await settle(pilot)
@@ -173,7 +173,10 @@ async def test_tag_on_ptycho_data_names_a_row(tui_env):
         await pilot.press("ctrl+s")
         await settle(pilot)
         [tag] = app.service.list_tags()
-        assert (tag.row_index, tag.label) == (7, "nice pattern")
+        assert (tag.row_index, tag.label) == (7, "nice [/] pattern")
+        await pilot.press("6")
+        await settle(pilot)
+        assert "nice [/] pattern" in screen_text(app)
 
 
 @async_test

@@ -142,6 +142,8 @@ class NpzTuiApp(App[int]):
     ) -> None:
         super().__init__()
         self.cursor_blink = cursor_blink  # off in snapshots, and kinder to slow links
+        # No animations: over SSH every animation frame is a repaint sent down the wire.
+        self.animation_level = "none"
         self.service = service
         settings = service.settings
         start = Path(path) if path is not None else Path(settings.data_root or ".")
@@ -170,6 +172,7 @@ class NpzTuiApp(App[int]):
         self.last_sync_error: str | None = None
         self._debouncers: dict[str, Timer] = {}
         self._layout_applied = False
+        self._background_started = False
         self._pending_select: str | None = str(self.start_file.resolve()) if self.start_file else None
 
     # ------------------------------------------------------------------ timers
@@ -218,23 +221,31 @@ class NpzTuiApp(App[int]):
         self._show("datasets")
         self._apply_width(self.size.width)
         self.query_one(DatasetsPane).set_caption(Text("Loading the catalog …", style="italic"))
-        self.load_runs()
+        # First screen first: the list's count + first page, and the file given on the command line.
+        # The scan, status, runs and sync start once the list is on screen (_start_background).
         self.load_datasets("", select_path=self._pending_select)
-        if self.start_file is not None:
-            self.open_current(Current(str(self.start_file.resolve()), self.start_file, self.start_file.name), switch=True)
-        if self.scan_on_start:
-            self.scan_root()
-        self.refresh_status()
-        self.set_interval(STATUS_INTERVAL, self.refresh_status)
-        if self.service.settings.server_configured:
-            self.call_later(self.action_sync, quiet=True)
-            self.set_interval(SYNC_INTERVAL, lambda: self.action_sync(quiet=True))
+        if self.start_file is not None and self._pending_select is not None:
+            self.open_current(Current(self._pending_select, self.start_file, self.start_file.name), switch=True)
         if self._theme_note:
             self.notify(f"Unknown theme {self._theme_note!r}; using {self.theme}.", severity="warning")
         for problem in self.themes.problems:
             self.notify(problem, severity="warning")
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self._remember_theme = True
+
+    def _start_background(self) -> None:
+        """Work that must not delay the first screen: scan, status, runs, background sync."""
+        if self._background_started:
+            return
+        self._background_started = True
+        if self.scan_on_start:
+            self.scan_root()
+        self.refresh_status()
+        self.load_runs()
+        self.set_interval(STATUS_INTERVAL, self.refresh_status)
+        if self.service.settings.server_configured:
+            self.call_later(self.action_sync, quiet=True)
+            self.set_interval(SYNC_INTERVAL, lambda: self.action_sync(quiet=True))
 
     def _apply_width(self, width: int) -> None:
         wide = width >= WIDE_MIN_WIDTH
@@ -315,10 +326,11 @@ class NpzTuiApp(App[int]):
         table.reset(message.total, message.rows)
         target = message.select_path or keep
         if target is not None:
-            index = table.find_index(lambda r: str(dataset_path(r).resolve()) == target)
+            index = table.find_index(lambda r: _row_key(r) == target)
             if index is not None:
                 table.cursor = index
         self._datasets_caption()
+        self.call_after_refresh(self._start_background)
 
     def _datasets_caption(self) -> None:
         total = self.total_datasets or 0
@@ -403,7 +415,7 @@ class NpzTuiApp(App[int]):
     def _current_for_row(self, row: Any) -> Current:
         path = dataset_path(row)
         return Current(
-            key=str(path.resolve()),
+            key=_row_key(row),
             path=path,
             name=str(getattr(row, "filename", "") or path.name),
             dataset_id=getattr(row, "id", None),
@@ -827,6 +839,7 @@ class NpzTuiApp(App[int]):
         if f.what == "datasets":
             self.query_one(DatasetsPane).set_caption(Text(f"Catalog unavailable: {f.message}", style="bold"))
             self.query_one(DatasetTable).reset(0, [])
+            self._start_background()
         elif f.what == "scan":
             self.query_one(StatusBar).set_note(f"scan failed: {f.message}")
         elif f.what == "report":
@@ -913,6 +926,11 @@ class NpzTuiApp(App[int]):
         for theme in sorted(t.name for t in self.themes.themes):
             yield SystemCommand(f"Theme: {theme}", "Use this colour theme (remembered)", lambda n=theme: setattr(self, "theme", n))
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Notifications are plain text by default: they often quote file names, keys and labels."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     # ------------------------------------------------------------------ theme
     def _theme_changed(self, theme: Any) -> None:
         if self._remember_theme:
@@ -924,6 +942,12 @@ class NpzTuiApp(App[int]):
             self.service.settings = npz_config.remember(self.service.settings, theme=name)
         except Exception as exc:  # noqa: BLE001
             self.post_message(WorkFailed(Failure("theme", None, f"cannot remember the theme: {_one_line(exc)}")))
+
+
+def _row_key(row: Any) -> str:
+    """The key of a catalogued dataset: its absolute path (the catalog stores resolved roots)."""
+    path = dataset_path(row)
+    return str(path if path.is_absolute() else path.resolve())
 
 
 def _one_line(exc: BaseException) -> str:

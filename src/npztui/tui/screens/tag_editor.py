@@ -67,12 +67,14 @@ class TagEditor(ModalScreen[TagForm | None]):
                 placeholder="e.g. best fit",
                 id="tag-label",
                 max_length=MAX_LABEL,
+                compact=True,
                 validators=[Function(lambda s: bool(s.strip()), "a label is required")],
             )
             with Horizontal(id="tag-row"):
                 with Vertical():
                     yield Label("Category")
-                    yield Input(value=(init.category or "") if init else "", placeholder="optional", id="tag-category", max_length=80)
+                    yield Input(value=(init.category or "") if init else "", placeholder="optional", id="tag-category",
+                                max_length=80, compact=True)
                 if self._ask_row:
                     with Vertical(id="tag-row-box"):
                         hint = f"Row 0–{self._rows - 1}" if self._rows else "Row (0-based)"
@@ -81,6 +83,7 @@ class TagEditor(ModalScreen[TagForm | None]):
                             value=str(init.row if init and init.row is not None else 0),
                             id="tag-row-index",
                             type="integer",
+                            compact=True,
                             validators=[Number(minimum=0, maximum=(self._rows - 1) if self._rows else None)],
                         )
                 with Vertical():
@@ -89,16 +92,18 @@ class TagEditor(ModalScreen[TagForm | None]):
                         value="" if not init or init.quality_score is None else f"{init.quality_score:g}",
                         placeholder="optional",
                         id="tag-quality",
+                        compact=True,
                         validators=[Number(minimum=0.0, maximum=1.0, failure_description="quality must be between 0 and 1")],
                         valid_empty=True,
                     )
-            yield Checkbox("Reference model", value=bool(init and init.is_reference), id="tag-reference")
+            yield Checkbox("Reference model", value=bool(init and init.is_reference), id="tag-reference", compact=True)
             yield Label("Notes")
-            yield TextArea((init.notes or "") if init else "", id="tag-notes", soft_wrap=True, show_line_numbers=False)
+            yield TextArea((init.notes or "") if init else "", id="tag-notes", soft_wrap=True, show_line_numbers=False,
+                           compact=True)
             yield Static(Text(""), id="tag-error")
             with Horizontal(id="tag-buttons"):
-                yield Button("Save", variant="primary", id="tag-save")
-                yield Button("Cancel", id="tag-cancel")
+                yield Button("Save ^s", variant="primary", id="tag-save", compact=True)
+                yield Button("Cancel esc", id="tag-cancel", compact=True)
 
     def on_mount(self) -> None:
         blink = getattr(self.app, "cursor_blink", True)
