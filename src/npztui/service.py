@@ -238,14 +238,34 @@ class ArrayPreview:
     error: str | None = None
 
 
+def walk_npz(root: str | os.PathLike) -> list[tuple[Path, os.stat_result]]:
+    """Every `*.npz` under `root` with its stat, sorted; one `scandir` pass (temp files skipped)."""
+    found: list[tuple[Path, os.stat_result]] = []
+    stack = [os.fspath(root)]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):  # no symlink loops
+                    stack.append(e.path)
+                elif e.name.endswith(".npz") and not e.name.startswith(TEMP_PREFIX) and e.is_file():
+                    found.append((Path(e.path), e.stat()))
+            except OSError:
+                continue
+    found.sort(key=lambda item: item[0])
+    return found
+
+
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given; a directory means every `*.npz` under it (sorted, temp files skipped)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(
-                sorted(q for q in p.rglob("*.npz") if q.is_file() and not q.name.startswith(TEMP_PREFIX))
-            )
+            out.extend(path for path, _ in walk_npz(p))
         else:
             out.append(p)
     return out
@@ -631,7 +651,7 @@ class Service:
         those paths (no unavailability marking then).
         """
         started = time.monotonic()
-        root_path = Path(root)
+        root_path = Path(root).resolve()
         if not root_path.exists():
             raise NotFound(f"{root}: no such directory")
         cat = self.catalog
@@ -642,19 +662,25 @@ class Service:
             index = self._my_datasets()
             base = self._resolve_root(root_path, index)
             state = cat.file_state(base)
-        paths = list(files) if files is not None else expand_paths([root_path])
-        result = ScanResult(base, files=len(paths))
+        if files is not None:
+            listed: list[tuple[Path, os.stat_result | None]] = [(Path(f).resolve(), None) for f in files]
+        else:  # paths under the resolved root are absolute already: no per-file resolve
+            listed = list(walk_npz(root_path))
+        result = ScanResult(base, files=len(listed))
         present: set[str] = set()
         batch: list[Dataset] = []
-        for i, path in enumerate(paths):
-            abs_path = path.resolve()
-            rel = abs_path.relative_to(base).as_posix() if _within(abs_path, base) else str(abs_path)
-            try:
-                st = abs_path.stat()
-            except OSError as exc:
-                e = error_from_os(path, exc)
-                result.errors.append((str(path), e.code, e.message))
-                continue
+        prefix = str(base).rstrip(os.sep) + os.sep
+        for i, (abs_path, st) in enumerate(listed):
+            path = abs_path
+            text = str(abs_path)
+            rel = Path(text[len(prefix):]).as_posix() if text.startswith(prefix) else text
+            if st is None:
+                try:
+                    st = abs_path.stat()
+                except OSError as exc:
+                    e = error_from_os(path, exc)
+                    result.errors.append((str(path), e.code, e.message))
+                    continue
             present.add(rel)
             old = state.get(rel)
             if old == (st.st_size, st.st_mtime_ns):
@@ -679,7 +705,7 @@ class Service:
                     cat.upsert_datasets(batch)
                     batch.clear()
             if progress is not None:
-                progress(i + 1, len(paths), path)
+                progress(i + 1, len(listed), path)
         if batch:
             cat.upsert_datasets(batch)
         if files is None:

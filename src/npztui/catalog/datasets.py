@@ -254,9 +254,16 @@ class DatasetsMixin(CatalogBase):
         marked = 0
         s = self.store
         with s.write():
-            for row in s.select(DATASETS, "owner = ? AND data_root = ? AND deleted = 0", (self.owner, str(root))):
+            # Only the rows whose availability flips are decoded and saved: an
+            # unchanged rescan of a large root stays a single narrow query.
+            states = s.conn.execute(
+                "SELECT id, path, is_available FROM datasets WHERE owner = ? AND data_root = ? AND deleted = 0",
+                (self.owner, str(root)),
+            ).fetchall()
+            flips = [row_id for row_id, path, available in states if (path in present) != bool(available)]
+            for row_id in flips:
+                row = s.get(DATASETS, row_id)
                 now_available = row["path"] in present
-                if now_available != row["is_available"]:
-                    self._save(DATASETS, dict(row, is_available=now_available), existing=row)
-                    marked += 0 if now_available else 1
+                self._save(DATASETS, dict(row, is_available=now_available), existing=row)
+                marked += 0 if now_available else 1
         return marked
