@@ -21,7 +21,9 @@ def steps(*keys: str, filter_to: str | None = None):
     async def run(pilot) -> None:
         await settle(pilot)
         if filter_to is not None:
-            await pilot.press("slash", *filter_to, "enter")
+            await pilot.press("slash")
+            pilot.app.query_one("#dataset-filter").value = filter_to
+            await pilot.press("enter")
             await settle(pilot)
             await pilot.press("enter")
             await settle(pilot)

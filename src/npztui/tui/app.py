@@ -164,6 +164,7 @@ class NpzTuiApp(App[int]):
         self.tags: list[Any] = []
         self.results_payload: Any | None = None
         self.plot_mode: str | None = None
+        self.plot_index = 0  # which diffraction pattern (ptycho)
         self.filter_text = ""
         self.total_datasets: int | None = None
         self.pane = "datasets"
@@ -196,7 +197,7 @@ class NpzTuiApp(App[int]):
         """Work still under way: a worker running or a debounce waiting (tests and the bench wait on this)."""
         from textual.worker import WorkerState
 
-        if self._debouncers or self.query_one(DatasetsPane).filter_pending:
+        if not self._background_started or self._debouncers or self.query_one(DatasetsPane).filter_pending:
             return True
         return any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
 
@@ -286,7 +287,7 @@ class NpzTuiApp(App[int]):
     def _focus_pane(self, pane: str) -> None:
         target = {
             "datasets": DatasetTable, "metadata": MetadataTree, "findings": FindingsList,
-            "results": ResultsTable, "tags": TagsTable, "runs": RunsTable,
+            "results": ResultsTable, "plot": PlotPane, "tags": TagsTable, "runs": RunsTable,
         }.get(pane)
         if target is not None:
             self.query_one(target).focus()
@@ -430,6 +431,7 @@ class NpzTuiApp(App[int]):
         self.results_payload = None
         self.tags = []
         self.plot_mode = None
+        self.plot_index = 0
         self.query_one(MetadataPane).show_loading(current.name)
         self.query_one(FindingsPane).show_loading()
         self.query_one(ResultsPane).show_message(f"Reading {current.name} …")
@@ -550,6 +552,14 @@ class NpzTuiApp(App[int]):
     def _marks(self) -> dict[int, str]:
         return {t.row_index: (REFERENCE_MARK if t.is_reference else TAG_MARK) for t in self.tags}
 
+    @on(ResultsTable.RowSelected, "#results-table")
+    def _result_selected(self) -> None:
+        self._show("plot")  # Enter on a result row: see it plotted
+
+    @on(TagsTable.RowSelected, "#tags-table")
+    def _tag_selected(self) -> None:
+        self.action_tag()  # Enter on a tag: edit it
+
     @on(ResultsTable.RowHighlighted, "#results-table")
     def _result_highlighted(self) -> None:
         if self.current is not None and self.current.kind == "circuit" and self.results_payload is not None:
@@ -575,10 +585,26 @@ class NpzTuiApp(App[int]):
             for t in sorted(self.tags, key=lambda t: (not t.is_reference, t.row_index)):
                 if t.row_index not in ranks and t.row_index >= 1 and len(ranks) < MAX_PLOTTED_ROWS:
                     ranks.append(int(t.row_index))
-        self.load_plot(current, self.plot_mode, tuple(ranks))
+        self.load_plot(current, self.plot_mode, tuple(ranks), self.plot_index)
+
+    @on(PlotPane.Step)
+    def _plot_step(self, message: PlotPane.Step) -> None:
+        current = self.current
+        if current is None or self.report is None or self.report.error is not None:
+            return
+        if current.kind == "circuit":
+            table = self.query_one(ResultsTable)
+            if table.row_count:
+                table.move_cursor(row=max(0, min(table.cursor_row + message.delta, table.row_count - 1)))
+        elif self.plot_mode == "diffraction":
+            rows = self.report.rows or 1
+            index = max(0, min(self.plot_index + message.delta, rows - 1))
+            if index != self.plot_index:
+                self.plot_index = index
+                self.schedule_plot()
 
     @work(thread=True, exclusive=True, group="plot")
-    def load_plot(self, current: Current, mode: str, ranks: tuple[int, ...]) -> None:
+    def load_plot(self, current: Current, mode: str, ranks: tuple[int, ...], index: int = 0) -> None:
         worker = get_current_worker()
         try:
             if current.kind == "circuit":
@@ -587,7 +613,7 @@ class NpzTuiApp(App[int]):
                 payload: Any = self.service.spectrum_plot(current.path, list(ranks), kind=mode)
                 caption = f"{mode.capitalize()} · rank {', '.join(map(str, ranks))} · reference muted"
             else:
-                payload, caption = self.service.image(current.path, mode)
+                payload, caption = self.service.image(current.path, mode, index)
         except Exception as exc:  # noqa: BLE001
             self.post_message(WorkFailed(Failure("plot", current.key, _one_line(exc))))
             return
@@ -600,7 +626,8 @@ class NpzTuiApp(App[int]):
             return
         pane = self.query_one(PlotPane)
         caption = Text(message.caption)
-        caption.append("  ·  p switches", style="dim")
+        hint = "j/k row" if self.current.kind == "circuit" else ("j/k pattern" if message.mode == "diffraction" else "")
+        caption.append("  ·  p switches" + (f" · {hint}" if hint else ""), style="dim")
         if message.payload is None:
             pane.show_message("Nothing to plot in this dataset.", caption=self.current.name)
         elif hasattr(message.payload, "panels"):
@@ -639,7 +666,8 @@ class NpzTuiApp(App[int]):
             if row is None:
                 return None
             return int(row.rank), row
-        return FIRST_ROW, None
+        # non-circuit data: the pattern on the Plot pane (ptycho), else the first row
+        return (self.plot_index if self.plot_mode == "diffraction" else FIRST_ROW), None
 
     def _focused_tag(self) -> Any | None:
         """The tag selected in the Tags pane if it has focus, else the tag on the current row."""
@@ -672,7 +700,8 @@ class NpzTuiApp(App[int]):
         row_index, ranked = target
         title = Text("New tag · " + (f"rank {row_index} of " if ranked is not None else ""))
         title.append(current.name, style="bold")
-        editor = TagEditor(title, rows=self._data_rows(), ask_row=ranked is None)
+        initial = None if ranked is not None else TagForm("", None, None, False, None, row_index)
+        editor = TagEditor(title, initial, rows=self._data_rows(), ask_row=ranked is None)
         self.push_screen(editor, lambda form: self._tag_form_done(current, None, (row_index, ranked), form))
 
     def _data_rows(self) -> int | None:
@@ -681,6 +710,9 @@ class NpzTuiApp(App[int]):
     def _tag_form_done(self, current: Current, tag: Any | None, target: tuple[int, Any] | None, form: TagForm | None) -> None:
         if form is None:
             return
+        if tag is None and target is not None and target[1] is None and form.row is not None:
+            # a new tag on a row that already has one (non-circuit data: the row was typed): edit that one
+            tag = next((t for t in self.tags if t.row_index == form.row), None)
         self.save_tag(current, tag, target, form)
 
     @work(thread=True, group="tag-write")

@@ -17,6 +17,8 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
 from textual.color import Color
 from textual.containers import Vertical
 from textual.strip import Strip
@@ -186,8 +188,25 @@ def _color(rgb: Sequence[int]):
     return RichColor.from_rgb(int(rgb[0]), int(rgb[1]), int(rgb[2]))
 
 
-class PlotPane(Vertical):
-    """Caption + either the spectrum plot, the heatmap, or a message."""
+class PlotPane(Vertical, can_focus=True):
+    """Caption + either the spectrum plot, the heatmap, or a message.
+
+    Focusable: `j`/`k` (↓/↑) post `Step`, which the app turns into "plot the
+    next/previous result row" (circuit) or "the next/previous pattern" (ptycho).
+    """
+
+    BINDINGS = [
+        Binding("down,j", "step(1)", "Next row / pattern", show=False),
+        Binding("up,k", "step(-1)", "Previous row / pattern", show=False),
+    ]
+
+    class Step(Message):
+        def __init__(self, delta: int) -> None:
+            super().__init__()
+            self.delta = delta
+
+    def action_step(self, delta: int) -> None:
+        self.post_message(self.Step(delta))
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Open a dataset to plot it."), id="plot-caption", classes="pane-caption")
