@@ -496,3 +496,37 @@ def test_plain_numpy_values_still_decode(fab):
                 assert have.tobytes() == want.tobytes() or want.dtype.hasobject and have.tolist() == want.tolist()
             else:
                 assert have == want and type(have) is type(want), (key, protocol)
+
+
+# -- a FIFO (or device) passed as a file must not block -------------------------------------------
+# open(path, "rb") on a named pipe blocks until a writer appears: `info some.npz` on a FIFO
+# hung forever (and so would a TUI worker). The file is now opened non-blocking and
+# anything that is not a regular file is NOT_NPZ before a byte is read.
+
+
+@pytest.mark.parametrize("call", ["inspect", "fingerprint"])
+def test_fifo_is_not_npz_and_never_hangs(tmp_path, call):
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    code = (
+        f"from npztui.npz.reader import {call}\n"
+        f"try:\n    {call}({str(fifo)!r})\n"
+        "except Exception as e:\n    print(getattr(e, 'code', type(e).__name__), getattr(e, 'message', ''))\n"
+    )
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{call}() blocked on a FIFO")
+    assert done.stdout.startswith("NOT_NPZ"), done.stdout + done.stderr
+
+
+def test_character_device_is_not_npz():
+    from npztui.npz.reader import inspect
+
+    with pytest.raises(Exception) as exc:
+        inspect("/dev/zero")  # an endless stream: must be refused, not read
+    assert exc.value.code == "NOT_NPZ"

@@ -482,10 +482,8 @@ class NpzReader:
         self._zip: _Directory | None = None
         self._zinfos: dict[str, zipfile.ZipInfo] = {}
         self._whole: bytes | None = None
-        try:
-            self._fp: BinaryIO = open(self.path, "rb")
-        except OSError as exc:
-            raise error_from_os(self.path, exc) from None
+        self._fp: BinaryIO | None = None
+        self._fp = _open_regular(self.path)
         try:
             self.info = self._inspect()
         except NpzError:
@@ -890,6 +888,36 @@ class NpzReader:
         return data
 
 
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_regular(path: str | os.PathLike) -> BinaryIO:
+    """Open a regular file for reading; anything else is a typed error, and nothing blocks.
+
+    A plain open() of a FIFO blocks until a writer appears (and a device can be an
+    endless stream), so the file is opened non-blocking and checked with fstat on the
+    same descriptor (no stat/open race) before any byte is read.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise error_from_os(path, exc) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise NotNpzError(path, "is a directory, not an .npz file")
+        if not stat.S_ISREG(mode):
+            raise NotNpzError(path, "not a regular file (a pipe, socket or device)")
+        os.set_blocking(fd, True)
+        return open(fd, "rb", closefd=True)
+    except OSError as exc:
+        os.close(fd)
+        raise error_from_os(path, exc) from None
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def inspect(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> NpzInfo:
     """Header-only description of a file; raises a typed `NpzError` if unreadable."""
     with NpzReader(path, limits) as r:
@@ -900,7 +928,7 @@ def fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """`sha256_16`: the first 16 hex digits of the file's SHA-256 (the producers' convention)."""
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path) as f:
             while block := f.read(chunk):
                 h.update(block)
     except OSError as exc:
