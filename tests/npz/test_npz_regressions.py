@@ -530,3 +530,17 @@ def test_character_device_is_not_npz():
     with pytest.raises(Exception) as exc:
         inspect("/dev/zero")  # an endless stream: must be refused, not read
     assert exc.value.code == "NOT_NPZ"
+
+
+# -- a member whose name is empty -----------------------------------------------------------
+# zipfile cuts names at a NUL byte, so a name starting with NUL is "": ZipInfo.is_dir()
+# indexes filename[-1] and raised IndexError, an untyped crash on listing (found by the
+# fuzz test in test_npz_safety.py).
+
+
+def test_member_with_an_empty_name_is_listed_not_a_crash(fab, tmp_path):
+    raw = fab.npy_bytes(np.arange(3))
+    path = fab.zip_members(tmp_path / "nul.npz", {"a.npy": raw, "\x00hidden.npy": raw})
+    info = inspect(path)
+    assert "a" in info.names
+    assert len(info.arrays) + len(info.other_members) == 2

@@ -540,7 +540,7 @@ class NpzReader:
         others: list[str] = []
         seen: dict[str, int] = {}
         for zi in self._zip.infolist():
-            if zi.is_dir():
+            if zi.filename.endswith("/"):  # not is_dir(): it fails on an empty name
                 continue
             if len(zi.filename) > self.limits.max_name_length:
                 raise TooLargeError(self.path, f"a member name is {len(zi.filename)} characters long, over the limit")
