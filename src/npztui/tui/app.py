@@ -13,7 +13,6 @@ only the service facade (plus settings and text formatting) from npztui.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +147,8 @@ class NpzTuiApp(App[int]):
         settings = service.settings
         start = Path(path) if path is not None else Path(settings.data_root or ".")
         self.start_file: Path | None = start if start.suffix.lower() in (".npz", ".npy") else None
-        self.data_root: Path = settings.data_root or (start.parent if self.start_file else start)
+        # the path given wins; the configured data root is the default when none is
+        self.data_root: Path = start.parent if self.start_file else start
         self.scan_on_start = scan_on_start
         self.themes = themes if themes is not None else load_themes(default_theme_dirs(settings.config_file))
         for theme in self.themes.themes:
@@ -898,16 +898,21 @@ class NpzTuiApp(App[int]):
         self.push_screen(HelpScreen(self.help_sections()))
 
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
-        from .screens.confirm import ConfirmScreen as _Confirm
-
+        """Every binding, from the binding tables, grouped by where it works."""
         return [
-            ("Everywhere", binding_rows(self, self.BINDINGS) + [("^p", "Command palette: every action by name"), ("tab shift+tab", "Next / previous area")]),
+            ("Everywhere", binding_rows(self, self.BINDINGS) + [
+                ("^p", "Command palette: every action by name"), ("tab shift+tab", "Next / previous area"),
+            ]),
             ("Lists and tables", binding_rows(self, VirtualTable.BINDINGS)),
-            ("Datasets filter", [("/", "Type to filter by name, kind, tag; Enter goes to the list")] + binding_rows(self, DatasetsPane.BINDINGS)),
-            ("Findings", [("enter", "Show the finding's key in the Metadata pane")]),
-            ("Metadata tree", [("enter space", "Expand / collapse"), ("j k", "Down / up")]),
+            ("Datasets filter", [("/", "Type to filter by name, kind, tag; Enter goes to the list")]
+             + binding_rows(self, DatasetsPane.BINDINGS)),
+            ("Findings", [("⏎", "Show the finding's key in the Metadata pane")]),
+            ("Metadata tree", [("⏎ space", "Expand / collapse"), ("↓ j ↑ k", "Down / up")]),
+            ("Results", [("⏎", "Plot this row")]),
+            ("Plot", binding_rows(self, PlotPane.BINDINGS)),
+            ("Tags", [("⏎ t", "Edit the selected tag")]),
             ("Tag editor", binding_rows(self, TagEditor.BINDINGS) + [("tab", "Next field")]),
-            ("Confirm", binding_rows(self, _Confirm.BINDINGS)),
+            ("Confirm", binding_rows(self, ConfirmScreen.BINDINGS)),
             ("Help", binding_rows(self, HelpScreen.BINDINGS)),
         ]
 
@@ -991,8 +996,6 @@ def _one_line(exc: BaseException) -> str:
 
 def run_app(service: Service, path: Path | str | None) -> int:
     """Entry point for `npztui [PATH]`; returns the process exit code."""
-    started = time.perf_counter()
-    app = NpzTuiApp(service, path)
-    app.started_at = started  # type: ignore[attr-defined]
-    result = app.run()
+    themes = load_themes(default_theme_dirs(service.settings.config_file))  # small files, read before the UI starts
+    result = NpzTuiApp(service, path, themes=themes).run()
     return int(result or 0)
