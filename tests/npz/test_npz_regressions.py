@@ -544,3 +544,82 @@ def test_member_with_an_empty_name_is_listed_not_a_crash(fab, tmp_path):
     info = inspect(path)
     assert "a" in info.names
     assert len(info.arrays) + len(info.other_members) == 2
+
+
+# -- integers too large for a float in metadata ---------------------------------------------------
+# JSON allows integers of up to 4300 digits; float(10**400) raises OverflowError, which
+# escaped from as_int / values_equal / the nphotons, freq and best_resnorm rules and
+# aborted `check` for every file given (exit 1, "OverflowError: int too large").
+
+
+def test_huge_integers_in_metadata_are_findings_not_crashes(tmp_path):
+    from npztui.npz import checks, kinds
+    from npztui.npz.metadata import discover
+    from npztui.npz.writer import write_npz
+
+    big = 10**400
+    ptycho = write_npz(
+        tmp_path / "p.npz",
+        {"diffraction": np.ones((4, 8, 8), "<f4"), "xcoords": np.arange(4.0)},
+        metadata={"schema_version": "1.0.0", "physics_parameters": {"nphotons": big, "N": big, "gridsize": big}},
+    )
+    circuit = write_npz(
+        tmp_path / "c.npz",
+        {"parameters": np.ones((4, 5), "<f4"), "resnorms": np.arange(4, dtype="<f4"), "frequencies": np.arange(1, 6, dtype="<f4")},
+        metadata={"schema_version": "1.0.0", "circuit": {"grid_size": big, "freq_min": big, "best_resnorm": -big,
+                                                          "n_frequencies": big, "n_parameter_sets": big}},
+    )
+    found = {}
+    datas = []
+    for path in (ptycho, circuit):
+        with NpzReader(path) as r:
+            meta = discover(r)
+            datas.append((str(path), meta.data))
+            found[path.stem] = {f.code for f in checks.intrinsic(r, meta, kinds.detect_kind(r.info))}
+            found[path.stem] |= {f.code for f in checks.compare(meta.data, {"nphotons": 1e9, "grid_size": 5})}
+    assert {"PTY_N_SHAPE", "PTY_GRIDSIZE", "EXPECT_MISMATCH"} <= found["p"]
+    assert {"CIRC_ROWS", "CIRC_FREQS", "CIRC_BEST_RESNORM", "EXPECT_MISMATCH"} <= found["c"]
+    assert checks.as_int(big) == big and checks.as_int(float(2**60)) == 2**60
+    assert checks.values_equal(big, big) and not checks.values_equal(big, 1e9)
+    checks.values_equal(big, float("inf"))  # must not raise
+    out = checks.consistency(datas, ["nphotons"])
+    assert all(f.code == "SET_INCONSISTENT" for fs in out.values() for f in fs)
+
+
+def test_integers_too_large_to_print_do_not_crash_messages_or_json(tmp_path):
+    import json
+
+    from npztui.npz import checks, kinds
+    from npztui.npz.metadata import discover
+    from npztui.npz.writer import write_npz
+
+    giant = 10**4000  # JSON parses it; str(giant**2) exceeds Python's 4300-digit limit
+    path = write_npz(
+        tmp_path / "g.npz",
+        {"diffraction": np.ones((4, 8, 8, 4), "<f4"), "parameters": np.ones((4, 5), "<f4")},
+        metadata={"schema_version": "1.0.0", "physics_parameters": {"gridsize": giant, "N": giant}},
+    )
+    circuit = write_npz(
+        tmp_path / "c.npz",
+        {"parameters": np.ones((4, 5), "<f4"), "resnorms": np.arange(4, dtype="<f4")},
+        metadata={"schema_version": "1.0.0", "circuit": {"grid_size": giant}},
+    )
+    for p in (path, circuit):
+        with NpzReader(p) as r:
+            meta = discover(r)
+            found = checks.intrinsic(r, meta, kinds.detect_kind(r.info))
+            found += checks.compare(meta.data, {"gridsize": 2, "grid_size": 5})
+        assert found
+        for f in found:
+            assert len(f.message) < 500 and "\n" not in f.message
+            json.dumps(f.to_json())
+
+
+def test_values_equal_keeps_distinct_huge_integers_distinct():
+    from npztui.npz import checks
+
+    assert not checks.values_equal(10**400, 10**401)
+    assert checks.values_equal(10**400, 10**400)
+    assert not checks.values_equal(10**400, float("inf"))
+    assert checks.values_equal(float("inf"), float("inf"))
+    assert checks.fmt(10**400) == "a 401-digit integer" and checks.fmt(10**20) == "1e+20"

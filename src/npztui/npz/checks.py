@@ -57,10 +57,20 @@ def is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
+def as_float(v: Any) -> float:
+    """float(v) for a number; integers beyond float range become ±inf instead of raising."""
+    try:
+        return float(v)
+    except OverflowError:  # JSON allows 4300-digit integers
+        return math.inf if v > 0 else -math.inf
+
+
 def as_int(v: Any) -> int | None:
     """An integer, or an integral float (producers write 64.0); None otherwise."""
     if not is_number(v):
         return None
+    if isinstance(v, (int, np.integer)):
+        return int(v)
     f = float(v)
     return int(f) if math.isfinite(f) and f.is_integer() else None
 
@@ -72,7 +82,10 @@ def values_equal(actual: Any, expected: Any, rel_tol: float = 1e-9) -> bool:
     if isinstance(expected, str) and is_number(actual):
         expected = parse_value(expected)
     if is_number(actual) and is_number(expected):
-        a, e = float(actual), float(expected)
+        a, e = as_float(actual), as_float(expected)
+        ints = (int, np.integer)
+        if (math.isinf(a) and isinstance(actual, ints)) or (math.isinf(e) and isinstance(expected, ints)):
+            return actual == expected  # an integer beyond float range: only exactly equal
         if math.isnan(a) or math.isnan(e):
             return math.isnan(a) and math.isnan(e)
         return math.isclose(a, e, rel_tol=rel_tol, abs_tol=0.0)
@@ -136,7 +149,14 @@ def fmt(v: Any) -> str:
         return f"{v:g}"
     if v is None:
         return "missing"
-    return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and abs(int(v)) >= 10**15:
+        # huge metadata integers: str() refuses past 4300 digits, and nobody reads 400
+        f = as_float(v)
+        return f"{f:g}" if math.isfinite(f) else f"a {int(abs(int(v)).bit_length() * 0.30103) + 1}-digit integer"
+    try:
+        return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    except ValueError:  # a huge integer somewhere inside
+        return f"a {type(v).__name__}"
 
 
 # --------------------------------------------------------------------------
@@ -229,7 +249,7 @@ def _ptycho(reader: NpzReader, data: Mapping[str, Any] | None) -> list[Finding]:
         out.append(
             Finding.make(
                 "PTY_N_SHAPE",
-                f"metadata N={n_value} but {d.name} patterns are {patch[0]}×{patch[1]}",
+                f"metadata N={fmt(n_value)} but {d.name} patterns are {patch[0]}×{patch[1]}",
                 key=n_meta[0], expected=n_value, actual=patch[0],
             )
         )
@@ -266,7 +286,7 @@ def _ptycho(reader: NpzReader, data: Mapping[str, Any] | None) -> list[Finding]:
         found = resolve(data, "nphotons")
         if found is None:
             out.append(Finding.make("PTY_NPHOTONS", "nphotons missing from metadata; 1e9 assumed", key="nphotons"))
-        elif not is_number(found[1]) or not float(found[1]) > 0:
+        elif not is_number(found[1]) or not as_float(found[1]) > 0:
             out.append(
                 Finding.make("PTY_NPHOTONS", f"nphotons must be a positive number, is {fmt(found[1])}",
                              severity="error", key=found[0], actual=found[1])
@@ -280,7 +300,7 @@ def _ptycho(reader: NpzReader, data: Mapping[str, Any] | None) -> list[Finding]:
                 )
             elif gv * gv != channels:
                 out.append(
-                    Finding.make("PTY_GRIDSIZE", f"gridsize {gv} needs {gv * gv} channels; {d.name} has {channels}",
+                    Finding.make("PTY_GRIDSIZE", f"gridsize {fmt(gv)} needs {fmt(gv * gv)} channels; {d.name} has {channels}",
                                  key=g[0], expected=gv * gv, actual=channels)
                 )
     return out
@@ -300,14 +320,14 @@ def _circuit(reader: NpzReader, data: Mapping[str, Any] | None, *, deep: bool) -
     nps = resolve(data, "n_parameter_sets")
     if nps and as_int(nps[1]) is not None and as_int(nps[1]) != rows:
         out.append(
-            Finding.make("CIRC_ROWS", f"n_parameter_sets={as_int(nps[1])} but the file has {rows} rows",
+            Finding.make("CIRC_ROWS", f"n_parameter_sets={fmt(as_int(nps[1]))} but the file has {rows} rows",
                          key=nps[0], expected=as_int(nps[1]), actual=rows)
         )
     gs = resolve(data, "grid_size")
     gsv = as_int(gs[1]) if gs else None
     if gsv is not None and gsv**5 != rows:
         out.append(
-            Finding.make("CIRC_ROWS", f"grid_size={gsv} means {gsv**5} rows, the file has {rows} (partial grid)",
+            Finding.make("CIRC_ROWS", f"grid_size={fmt(gsv)} means {fmt(gsv**5)} rows, the file has {rows} (partial grid)",
                          severity="warning", key=gs[0], expected=gsv**5, actual=rows)
         )
     freqs = info.array("frequencies")
@@ -316,17 +336,17 @@ def _circuit(reader: NpzReader, data: Mapping[str, Any] | None, *, deep: bool) -
     if freqs is not None and len(freqs.shape) == 1:
         if nf_meta and as_int(nf_meta[1]) is not None and as_int(nf_meta[1]) != freqs.shape[0]:
             out.append(
-                Finding.make("CIRC_FREQS", f"n_frequencies={as_int(nf_meta[1])} but frequencies has {freqs.shape[0]} values",
+                Finding.make("CIRC_FREQS", f"n_frequencies={fmt(as_int(nf_meta[1]))} but frequencies has {freqs.shape[0]} values",
                              key=nf_meta[0], expected=as_int(nf_meta[1]), actual=freqs.shape[0])
             )
         if freqs.shape[0] and not freqs.is_object and freqs.dtype.kind in "fiu":
             f = reader.read("frequencies", max_bytes=64 << 20).astype(np.float64)
             for key, actual in (("freq_min", float(np.min(f))), ("freq_max", float(np.max(f)))):
                 m = resolve(data, key)
-                if m and is_number(m[1]) and not math.isclose(float(m[1]), actual, rel_tol=FREQ_RTOL):
+                if m and is_number(m[1]) and not math.isclose(as_float(m[1]), actual, rel_tol=FREQ_RTOL):
                     out.append(
-                        Finding.make("CIRC_FREQS", f"{key}={fmt(float(m[1]))} but frequencies span to {actual:g}",
-                                     key=m[0], expected=float(m[1]), actual=actual)
+                        Finding.make("CIRC_FREQS", f"{key}={fmt(as_float(m[1]))} but frequencies span to {actual:g}",
+                                     key=m[0], expected=as_float(m[1]), actual=actual)
                     )
     spec = info.array("spectrum")
     if spec is not None:
@@ -341,10 +361,10 @@ def _circuit(reader: NpzReader, data: Mapping[str, Any] | None, *, deep: bool) -
     if len(rn.shape) == 1 and rn.dtype.kind in "fiu":  # other shapes are CIRC_ROWS above
         lo, ascending, bad = _scan_resnorms(reader, rn.name)
         best = resolve(data, "best_resnorm")
-        if best and is_number(best[1]) and lo is not None and not math.isclose(float(best[1]), lo, rel_tol=BEST_RTOL):
+        if best and is_number(best[1]) and lo is not None and not math.isclose(as_float(best[1]), lo, rel_tol=BEST_RTOL):
             out.append(
-                Finding.make("CIRC_BEST_RESNORM", f"best_resnorm={float(best[1]):.6g} but min({rn.name})={lo:.6g}",
-                             key=best[0], expected=float(best[1]), actual=lo)
+                Finding.make("CIRC_BEST_RESNORM", f"best_resnorm={as_float(best[1]):.6g} but min({rn.name})={lo:.6g}",
+                             key=best[0], expected=as_float(best[1]), actual=lo)
             )
         if not ascending:
             out.append(Finding.make("CIRC_UNSORTED", f"{rn.name} are not ascending; ranks are computed", key=rn.name))

@@ -68,6 +68,9 @@ class Finding:
 
 
 def _jsonable(v: Any) -> Any:
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 13_000:
+        # past ~3900 digits json.dumps (int -> str) refuses; keep the finding printable
+        return f"<a {int(v.bit_length() * 0.30103) + 1}-digit integer>"
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     if isinstance(v, (list, tuple)):
