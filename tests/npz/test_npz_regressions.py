@@ -623,3 +623,29 @@ def test_values_equal_keeps_distinct_huge_integers_distinct():
     assert not checks.values_equal(10**400, float("inf"))
     assert checks.values_equal(float("inf"), float("inf"))
     assert checks.fmt(10**400) == "a 401-digit integer" and checks.fmt(10**20) == "1e+20"
+
+
+# -- pickled metadata holding an integer too long to print --------------------------------------
+# A pickle stores integers in binary, so a legacy metadata dict can carry 10**5000;
+# to_jsonable kept it and `info --json` / `meta show` crashed in json.dumps
+# ("Exceeds the limit (4300 digits) for integer string conversion").
+
+
+def test_pickled_giant_integer_metadata_stays_printable(fab, tmp_path):
+    import json
+    import pickle
+
+    arr = np.empty((), dtype=object)
+    arr[()] = {"grid_size": 5, "n": 10**5000, "nested": [10**5000]}
+    path = fab.zip_members(
+        tmp_path / "g.npz",
+        {"x.npy": fab.npy_bytes(np.arange(2)), "metadata.npy": fab.npy_bytes(arr, allow_pickle=True)},
+    )
+    from npztui.npz.metadata import discover
+
+    with NpzReader(path) as r:
+        meta = discover(r)
+    assert meta.found and meta.data["grid_size"] == 5
+    text = json.dumps(meta.data)
+    assert "digit integer" in text
+

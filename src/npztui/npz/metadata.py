@@ -195,6 +195,9 @@ def to_jsonable(value: Any, _depth: int = 0, _budget: list[int] | None = None) -
         raise _Invalid(f"more than {MAX_NODES} values")
     if _depth > MAX_DEPTH:
         raise _Invalid(f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 13_000:
+        # a pickle stores ints in binary; past ~3900 digits json.dumps cannot print them
+        return f"<a {int(value.bit_length() * 0.30103) + 1}-digit integer>"
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
