@@ -633,7 +633,6 @@ def test_values_equal_keeps_distinct_huge_integers_distinct():
 
 def test_pickled_giant_integer_metadata_stays_printable(fab, tmp_path):
     import json
-    import pickle
 
     arr = np.empty((), dtype=object)
     arr[()] = {"grid_size": 5, "n": 10**5000, "nested": [10**5000]}
@@ -649,3 +648,22 @@ def test_pickled_giant_integer_metadata_stays_printable(fab, tmp_path):
     text = json.dumps(meta.data)
     assert "digit integer" in text
 
+
+
+# -- the metadata size limit is named in the message as configured --------------------------------
+# The message divided the limit by 1 MiB, so any limit under 1 MiB read
+# "larger than the 0 MiB metadata limit".
+
+
+def test_metadata_limit_message_names_the_limit(fab, tmp_path):
+    from npztui.npz.metadata import discover
+    from npztui.npz.reader import Limits
+
+    text = '{"a": "' + "x" * 10_000 + '"}'
+    path = fab.zip_members(tmp_path / "m.npz", {"x.npy": fab.npy_bytes(np.arange(2)), "_metadata.npy": fab.npy_bytes(np.array(text))})
+    with NpzReader(path, Limits(max_metadata_bytes=4096)) as r:
+        meta = discover(r)
+    assert [f.code for f in meta.findings] == ["META_INVALID"]
+    assert "4.0 KiB" in meta.findings[0].message and "0 MiB" not in meta.findings[0].message
+    with NpzReader(path, Limits(max_metadata_bytes=16 << 20)) as r:
+        assert discover(r).found

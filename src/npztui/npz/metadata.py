@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import NpzError, TooLargeError
 from .findings import Finding
-from .reader import NpzReader
+from .reader import NpzReader, _human
 from .safe_pickle import PickleLimitError, UnsafePickleError, safe_loads
 
 SCHEMA_VERSION = "1.0.0"
@@ -145,7 +145,7 @@ def _bounded(read, limit: int):
     try:
         return read()
     except TooLargeError:
-        raise _Invalid(f"larger than the {limit // (1 << 20)} MiB metadata limit") from None
+        raise _Invalid(f"larger than the {_human(limit)} metadata limit") from None
     except NpzError as exc:
         raise _Invalid(str(exc)) from None
 
