@@ -97,3 +97,27 @@ async def test_empty_state():
         await pilot.press("j", "enter")
         assert app.selected == []
         assert "Nothing to show." in screen_text(app)
+
+
+def test_columns_are_dropped_by_priority_when_too_narrow():
+    table = VirtualTable(
+        [Column("name", "name", None, min_width=10), Column("a", "a", 8, priority=1),
+         Column("b", "b", 8, priority=5), Column("c", "c", 8, priority=3)],
+        lambda it: [],
+    )
+    assert table._column_widths(60) == [33, 8, 8, 8]
+    table._widths_for = -1
+    assert table._column_widths(30) == [12, 0, 8, 8]  # a (priority 1) goes first
+    table._widths_for = -1
+    assert table._column_widths(25) == [16, 0, 8, 0]  # then c (3); b (5) stays
+    table._widths_for = -1
+    line = table._compose_line([Text("x" * 20), Text("A"), Text("B"), Text("C")], 25)
+    assert "A" not in line.plain and "C" not in line.plain and "B" in line.plain
+
+
+def test_status_shows_server_host_never_credentials():
+    from npztui.tui.widgets.status import server_host
+
+    assert server_host("postgresql://alice:***@db.example.org:5433/npz?sslmode=require") == "db.example.org:5433/npz"
+    assert server_host("user=alice dbname=npz host=/tmp/sock port=5432 password=***") == "/tmp/sock:5432/npz"
+    assert server_host("") == "localhost"

@@ -26,13 +26,13 @@ from .virtual_table import Column, VirtualTable
 FILTER_DEBOUNCE = 0.12
 
 COLUMNS = [
-    Column("name", "path", None, min_width=12, shorten="middle"),
-    Column("kind", "kind", 7),
-    Column("rows", "rows", 8, "right"),
-    Column("size", "size", 9, "right"),
-    Column("tags", "tags", 4, "right"),
-    Column("findings", "check", 6),
-    Column("sync", "sync", 7),
+    Column("name", "path", None, min_width=16, shorten="middle"),
+    Column("kind", "kind", 7, priority=4),
+    Column("rows", "rows", 8, "right", priority=2),
+    Column("size", "size", 9, "right", priority=1),
+    Column("tags", "tags", 4, "right", priority=5),
+    Column("findings", "check", 6, priority=6),
+    Column("sync", "sync", 7, priority=3),
 ]
 
 SYNC_LABELS = {"synced": "synced", "pending": "pending", "local": "local", "conflict": "CONFLICT", "missing": "missing"}

@@ -31,11 +31,16 @@ def display_path(p: Path | str) -> str:
     return text
 
 
-def server_host(url: str) -> str:
-    """`host:port/db` of a (masked) server URL: what the status bar has room for."""
-    rest = url.split("://", 1)[-1]
-    rest = rest.rsplit("@", 1)[-1]
-    return rest.split("?", 1)[0] or url
+def server_host(location: str) -> str:
+    """`host[:port]/db` of a (masked) server location, a URL or a libpq `key=value` string."""
+    if "://" in location:
+        rest = location.split("://", 1)[-1].rsplit("@", 1)[-1]
+        return rest.split("?", 1)[0] or location
+    fields = dict(part.split("=", 1) for part in location.split() if "=" in part)
+    host = fields.get("host") or fields.get("hostaddr") or "localhost"
+    if fields.get("port"):
+        host += f":{fields['port']}"
+    return f"{host}/{fields['dbname']}" if fields.get("dbname") else host or location
 
 
 class StatusBar(Static):

@@ -39,6 +39,7 @@ class Column:
     justify: str = "left"
     min_width: int = 8
     shorten: str = "end"  # "middle": keep both ends of long values (paths)
+    priority: int = 9  # when the table is too narrow, fixed columns go lowest priority first
 
 
 class VirtualTable(ScrollView, can_focus=True):
@@ -271,25 +272,43 @@ class VirtualTable(ScrollView, can_focus=True):
 
     # -- rendering --------------------------------------------------------------
     def _column_widths(self, width: int) -> list[int]:
+        """Column widths for `width` cells; 0 for a column dropped to make room.
+
+        Flexible columns share what the fixed ones leave, down to their
+        `min_width`; if even that does not fit, fixed columns are dropped in
+        order of `priority` (lowest first) rather than cut off at the edge.
+        """
         if width == self._widths_for:
             return self._widths
-        fixed = sum(c.width for c in self.columns if c.width is not None)
-        gaps = len(self.columns) - 1
-        flex = [c for c in self.columns if c.width is None]
-        spare = max(0, width - fixed - gaps)
-        widths: list[int] = []
-        for c in self.columns:
-            if c.width is not None:
-                widths.append(c.width)
-            else:
-                widths.append(max(c.min_width, spare // max(1, len(flex))))
+        shown = list(self.columns)
+
+        def needed(cols: list[Column]) -> int:
+            return sum(c.width if c.width is not None else c.min_width for c in cols) + len(cols) - 1
+
+        for col in sorted((c for c in self.columns if c.width is not None), key=lambda c: c.priority):
+            if needed(shown) <= width:
+                break
+            shown.remove(col)
+        fixed = sum(c.width for c in shown if c.width is not None)
+        flex = [c for c in shown if c.width is None]
+        spare = max(0, width - fixed - (len(shown) - 1))
+        widths = [
+            0 if c not in shown else (c.width if c.width is not None else max(c.min_width, spare // max(1, len(flex))))
+            for c in self.columns
+        ]
         self._widths, self._widths_for = widths, width
         return widths
 
     def _compose_line(self, cells: Sequence[Text], width: int) -> Text:
         widths = self._column_widths(width)
         line = Text(no_wrap=True, overflow="ellipsis", end="")
+        first = True
         for i, (col, w) in enumerate(zip(self.columns, widths)):
+            if w == 0:
+                continue
+            if not first:
+                line.append(" ")
+            first = False
             cell = cells[i].copy() if i < len(cells) else Text("")
             cell.no_wrap = True
             if cell.cell_len > w:
@@ -307,8 +326,6 @@ class VirtualTable(ScrollView, can_focus=True):
             else:
                 line.append_text(cell)
                 line.append(" " * pad)
-            if i < len(self.columns) - 1:
-                line.append(" ")
         return line
 
     def _strip(self, text: Text, width: int, style: Style) -> Strip:
