@@ -275,3 +275,31 @@ async def test_runs_pane_empty_state(tui_env):
         await pilot.press("7")
         await settle(pilot)
         assert "No runs recorded yet" in screen_text(app)
+
+
+@async_test
+async def test_ten_thousand_catalogued_datasets_are_paged(tui_env):
+    from npztui.catalog import Dataset, open_catalog  # test set-up only: write records straight in
+
+    root = tui_env.root / "elsewhere"
+    with open_catalog(tui_env.root / "catalog.sqlite3", owner="tester") as cat:
+        cat.upsert_datasets([
+            Dataset(path=f"p{i // 100:03d}/run_{i:05d}.npz", data_root=str(root), filename=f"run_{i:05d}.npz",
+                    kind="generic", size=1000 + i, rows=i, findings={"error": 0, "warning": 0, "info": 0})
+            for i in range(10_000)
+        ])
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.query_one(DatasetTable)
+        assert table.total == 10_004  # and the 4 samples the scan added
+        assert len(table._pages) == 1 and len(table._pages[0]) == table.page_size
+        await pilot.press("end")
+        await settle(pilot)
+        assert table.cursor == 10_003 and table.cursor_row is not None
+        assert len(table._pages) <= 3  # the first page and the last one(s), never all 100
+        await pilot.press("slash")
+        app.query_one("#dataset-filter", Input).value = "run_0999"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert table.total == 10 and table.cursor_row.filename.startswith("run_0999")
