@@ -49,13 +49,6 @@ def finding_counts(row: Any) -> tuple[int, int, int]:
 class DatasetTable(VirtualTable):
     """The virtual table with the dataset columns and the theme's badge colours."""
 
-    DEFAULT_CSS = """
-    DatasetTable > .datasets--error { color: $error; text-style: bold; }
-    DatasetTable > .datasets--warning { color: $warning; }
-    DatasetTable > .datasets--ok { color: $success; }
-    DatasetTable > .datasets--muted { color: $text-muted; }
-    DatasetTable > .datasets--unavailable { color: $text-disabled; text-style: strike; }
-    """
     COMPONENT_CLASSES = VirtualTable.COMPONENT_CLASSES | {
         "datasets--error", "datasets--warning", "datasets--ok", "datasets--muted", "datasets--unavailable",
     }

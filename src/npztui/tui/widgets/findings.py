@@ -30,12 +30,6 @@ def _fmt(value: Any) -> str:
 class FindingsList(OptionList):
     """One option per finding; severity colours come from the theme via component classes."""
 
-    DEFAULT_CSS = """
-    FindingsList > .findings--error { color: $error; text-style: bold; }
-    FindingsList > .findings--warning { color: $warning; text-style: bold; }
-    FindingsList > .findings--info { color: $primary; }
-    FindingsList > .findings--key { color: $text-muted; }
-    """
     COMPONENT_CLASSES = OptionList.COMPONENT_CLASSES | {"findings--error", "findings--warning", "findings--info", "findings--key"}
 
     BINDINGS = [

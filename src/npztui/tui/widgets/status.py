@@ -44,18 +44,6 @@ def server_host(location: str) -> str:
 
 
 class StatusBar(Static):
-    DEFAULT_CSS = """
-    StatusBar {
-        height: 1;
-        background: $panel;
-        color: $text-muted;
-        padding: 0 1;
-    }
-    StatusBar > .status--online { color: $success; text-style: bold; }
-    StatusBar > .status--offline { color: $warning; text-style: bold; }
-    StatusBar > .status--pending { color: $accent; text-style: bold; }
-    StatusBar > .status--strong { color: $foreground; text-style: bold; }
-    """
     COMPONENT_CLASSES = {"status--online", "status--offline", "status--pending", "status--strong"}
 
     syncing: reactive[bool] = reactive(False)
