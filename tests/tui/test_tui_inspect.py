@@ -155,3 +155,12 @@ async def test_hostile_pickle_is_a_finding_and_arrays_still_listed(tui_env):
         assert app.report.error is None
         assert "UNSAFE_PICKLE" in [f.code for f in app.report.findings]
         assert "data" in [str(k.value) for k in app.query_one(ArraysTable).rows]
+
+
+@async_test
+async def test_bracket_file_names_in_the_list(tui_env):
+    write_npz(tui_env.data / "precomputed" / "[red]odd[b].npz", x=np.arange(4))
+    app = make_app()
+    async with app.run_test(size=(100, 24)) as pilot:
+        await settle(pilot)
+        assert "[red]odd[b].npz" in screen_text(app)
