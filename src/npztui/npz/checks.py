@@ -187,7 +187,7 @@ def _schema(meta: MetadataResult) -> list[Finding]:
         out.append(
             Finding.make(
                 "META_LEGACY",
-                f"metadata in {meta.source!r} has no schema_version ({meta.encoding})",
+                f"no schema_version in {meta.source!r} ({meta.encoding})",
                 key=meta.source,
             )
         )
