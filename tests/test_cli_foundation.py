@@ -374,3 +374,26 @@ def test_json_output_is_strict_json_even_with_nan_metadata(capsys, tmp_path):
         docs = json_lines(out)  # Python's own parser accepts the output...
         assert math.isnan(docs[0].get("metadata", {}).get("physics_parameters", {}).get("nphotons", math.nan))
         strict_json_lines(out)  # ...a standard one must too
+
+
+def test_unexpected_failure_is_one_line_and_debug_shows_the_traceback(capsys, monkeypatch):
+    from npztui import service
+
+    def boom(self, path):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(service.Service, "inspect", boom)
+    code, out, err = run(capsys, "info", GOOD)
+    assert code != 0 and out == ""
+    assert err.splitlines() == ["npztui: error: RuntimeError: boom (run with --debug for details)"]
+    code, _, err = run(capsys, "info", "--debug", GOOD)
+    assert code != 0 and "Traceback" in err and err.rstrip().endswith("npztui: error: RuntimeError: boom")
+
+
+def test_max_read_flag_caps_reads(capsys, tmp_path):
+    from npztui.npz.writer import write_npz
+
+    path = write_npz(tmp_path / "f.npz", {"x": np.asfortranarray(np.zeros((64, 64)))}, metadata={"schema_version": "1.0.0"})
+    assert run(capsys, "check", "--deep", path)[0] == 0
+    code, out, err = run(capsys, "check", "--deep", "--max-read", "1k", path)
+    assert code == 3 and "read limit" in err and err.count("\n") == 1
