@@ -667,3 +667,23 @@ def test_metadata_limit_message_names_the_limit(fab, tmp_path):
     assert "4.0 KiB" in meta.findings[0].message and "0 MiB" not in meta.findings[0].message
     with NpzReader(path, Limits(max_metadata_bytes=16 << 20)) as r:
         assert discover(r).found
+
+
+# -- dtypes whose items take no bytes ------------------------------------------------------------
+# np.load reads arrays of an empty structured dtype, '|V0' or a zero-length subarray
+# field; every read path here crashed with an untyped ValueError from np.frombuffer
+# ("itemsize cannot be zero").
+
+
+@pytest.mark.parametrize("dtype", [np.dtype([]), np.dtype("V0"), np.dtype([("a", "<f8", (0,))])], ids=["empty-struct", "V0", "zero-subarray"])
+@pytest.mark.parametrize("method", ["stored", "deflated"])
+def test_zero_itemsize_arrays_read_like_np_load(fab, tmp_path, dtype, method):
+    arr = np.zeros((3, 2), dtype=dtype)
+    path = fab.zip_members(tmp_path / "z.npz", {"a.npy": fab.npy_bytes(arr)}, method)
+    with np.load(path) as z:
+        want = z["a"]
+    with NpzReader(path) as r:
+        for got in (r.read("a"), r.read("a", rows=slice(0, 3)), r.read_rows("a", [0, 1, 2]),
+                    np.concatenate([c for _, c in r.iter_rows("a")])):
+            assert got.shape == want.shape and got.dtype == want.dtype
+        assert r.read("a", rows=slice(1, 2)).shape == (1, 2)

@@ -450,6 +450,13 @@ class _InflatingSlice:
         pass
 
 
+def _array_from(buf: bytearray | bytes, dtype: np.dtype, shape: tuple[int, ...], order: str = "C") -> np.ndarray:
+    """The array held by `buf`; items of size 0 (an empty structured dtype, '|V0') hold no bytes."""
+    if dtype.itemsize == 0:  # np.frombuffer refuses these; np.load builds them empty too
+        return np.empty(shape, dtype=dtype, order=order)
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
+
+
 def _read_exact(stream, n: int, what: str, path: Path) -> bytearray:
     buf = bytearray(n)
     view = memoryview(buf)
@@ -793,7 +800,7 @@ class NpzReader:
                 buf = _read_exact(s, count * a.row_bytes, f"array {a.name!r}", self.path)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise CorruptError(self.path, f"array {a.name!r}: {exc}") from None
-        return np.frombuffer(buf, dtype=a.dtype).reshape((count,) + a.shape[1:])
+        return _array_from(buf, a.dtype, (count,) + a.shape[1:])
 
     def _read_full(self, a: ArrayInfo, max_bytes: int | None) -> np.ndarray:
         self._guard(f"array {a.name!r}", a.nbytes, max_bytes)
@@ -802,8 +809,7 @@ class NpzReader:
                 buf = _read_exact(s, a.nbytes, f"array {a.name!r}", self.path)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise CorruptError(self.path, f"array {a.name!r}: {exc}") from None
-        arr = np.frombuffer(buf, dtype=a.dtype)
-        return arr.reshape(a.shape, order="F" if a.fortran_order else "C")
+        return _array_from(buf, a.dtype, a.shape, "F" if a.fortran_order else "C")
 
     def iter_rows(self, name: str, chunk_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Stream an array in row chunks: (first row index, chunk). Memory stays bounded."""
@@ -820,7 +826,7 @@ class NpzReader:
                 for start in range(0, n, chunk_rows):
                     k = min(chunk_rows, n - start)
                     buf = _read_exact(s, k * a.row_bytes, f"array {a.name!r}", self.path)
-                    yield start, np.frombuffer(buf, dtype=a.dtype).reshape((k,) + a.shape[1:])
+                    yield start, _array_from(buf, a.dtype, (k,) + a.shape[1:])
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise CorruptError(self.path, f"array {a.name!r}: {exc}") from None
 
@@ -856,7 +862,7 @@ class NpzReader:
                 if len(data) < count * rb:
                     raise TruncatedError(self.path, f"array {a.name!r}: data ends before row {first + count - 1}")
                 got += data
-            picked = np.frombuffer(got, dtype=a.dtype).reshape((len(rows),) + a.shape[1:])
+            picked = _array_from(got, a.dtype, (len(rows),) + a.shape[1:])
             out[...] = picked[np.searchsorted(rows, idx)]
             return out
         order = np.argsort(idx, kind="stable")
