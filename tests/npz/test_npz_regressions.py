@@ -687,3 +687,27 @@ def test_zero_itemsize_arrays_read_like_np_load(fab, tmp_path, dtype, method):
                     np.concatenate([c for _, c in r.iter_rows("a")])):
             assert got.shape == want.shape and got.dtype == want.dtype
         assert r.read("a", rows=slice(1, 2)).shape == (1, 2)
+
+
+# -- ptycho arrays with fewer dimensions than the rules assume ----------------------------------
+# A 1-d probeGuess got PTY_ARRAY_SHAPES, then the objectGuess comparison indexed
+# probe.shape[-2] and raised IndexError, aborting `check` for every file given.
+
+
+def test_low_dimensional_ptycho_arrays_are_findings_not_crashes(tmp_path):
+    from npztui.npz import checks, kinds
+    from npztui.npz.metadata import discover
+    from npztui.npz.writer import write_npz
+
+    meta = {"schema_version": "1.0.0", "physics_parameters": {"nphotons": 1e9, "N": 8, "gridsize": 1}}
+    cases = {
+        "probe-1d": {"probeGuess": np.ones(8, "<c8"), "objectGuess": np.ones((32, 32), "<c8")},
+        "probe-0d": {"probeGuess": np.array(1j, "<c8"), "objectGuess": np.ones((32, 32), "<c8")},
+        "object-1d": {"probeGuess": np.ones((8, 8), "<c8"), "objectGuess": np.ones(32, "<c8")},
+        "y-1d-coords-0d": {"Y": np.ones(3, "<c8"), "xcoords": np.array(1.0)},
+    }
+    for name, extra in cases.items():
+        path = write_npz(tmp_path / f"{name}.npz", {"diffraction": np.ones((4, 8, 8), "<f4"), **extra}, metadata=meta)
+        with NpzReader(path) as r:
+            found = checks.intrinsic(r, discover(r), kinds.detect_kind(r.info))
+        assert {f.code for f in found} & {"PTY_ARRAY_SHAPES", "PTY_COORDS_LEN"}, name

@@ -275,7 +275,12 @@ def _ptycho(reader: NpzReader, data: Mapping[str, Any] | None) -> list[Finding]:
                          key="probeGuess", expected=list(patch), actual=list(probe.shape))
         )
     obj = info.array("objectGuess")
-    if obj is not None and probe is not None and len(obj.shape) >= 2 and (
+    if obj is not None and len(obj.shape) < 2:
+        out.append(
+            Finding.make("PTY_ARRAY_SHAPES", f"objectGuess is {_shape(obj.shape)}, not a 2-d image",
+                         key="objectGuess", actual=list(obj.shape))
+        )
+    elif obj is not None and probe is not None and len(probe.shape) >= 2 and (
         obj.shape[-2] < probe.shape[-2] or obj.shape[-1] < probe.shape[-1]
     ):
         out.append(
