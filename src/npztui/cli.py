@@ -43,7 +43,18 @@ def err(message: str) -> None:
 
 
 def emit_json(obj: Any) -> None:
-    print(json.dumps(obj, ensure_ascii=False, allow_nan=True, default=str))
+    """One strict JSON line (RFC 8259): NaN and infinities, legal in Python's json, become null."""
+    print(json.dumps(_strict(obj), ensure_ascii=False, allow_nan=False, default=str))
+
+
+def _strict(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if v == v and v not in (float("inf"), float("-inf")) else None
+    if isinstance(v, dict):
+        return {k: _strict(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_strict(x) for x in v]
+    return v
 
 
 def report_error(report: FileReport, as_json: bool) -> int:
@@ -189,7 +200,8 @@ def cmd_meta_show(args: argparse.Namespace) -> int:
                 "findings": [f.to_json() for f in meta.findings],
             })
             continue
-        out(f"{path}: " + (f"metadata in {meta.source!r} ({meta.encoding})" if meta.found else "no metadata"))
+        out(str(path))
+        out(f"  metadata in {meta.source!r} ({meta.encoding})" if meta.found else "  no metadata")
         for f in meta.findings:
             out(f"  {f.severity} {f.code}: {f.message}")
         if meta.found:
