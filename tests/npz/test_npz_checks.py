@@ -362,3 +362,78 @@ def test_check_options_defaults():
     o = CheckOptions()
     assert (o.mode, dict(o.expect), o.consistent, o.deep, o.rel_tol) == ("warn", {}, (), False, 1e-9)
     assert checks.DEFAULT_SET_KEYS[kinds.PTYCHO] == ("nphotons", "N", "gridsize")
+
+
+# -- property: whatever the shapes and metadata values, rules give findings, never exceptions ----------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = ["diffraction", "diff3d", "Y", "probeGuess", "objectGuess", "xcoords", "ycoords", "xcoords_start",
+          "parameters", "resnorms", "resnorm", "frequencies", "spectrum", "spectrum_rows"]
+_value = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**30), 10**30) | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["N", "nphotons", "x"]), inner, max_size=3),
+    max_leaves=6,
+)
+_meta_keys = ["nphotons", "N", "gridsize", "grid_size", "n_parameter_sets", "n_frequencies", "freq_min", "freq_max",
+              "best_resnorm"]
+
+
+@st.composite
+def _crafted(draw):
+    arrays = {}
+    for name in draw(st.lists(st.sampled_from(_NAMES), min_size=1, max_size=8, unique=True)):
+        shape = tuple(draw(st.lists(st.integers(0, 6), max_size=4)))
+        if name == "parameters" and draw(st.booleans()):
+            shape = (draw(st.integers(0, 6)), 5)
+        dtype = draw(st.sampled_from(["<f4", "<f8", "<c8", "<i4", "|b1", "<U3"]))
+        arr = np.zeros(shape, dtype=dtype)
+        if arr.dtype.kind in "fc" and arr.size and draw(st.booleans()):
+            arr.flat[0] = draw(st.sampled_from([np.nan, np.inf, -1.0, 1e30]))
+        arrays[name] = arr
+    meta = None
+    if draw(st.booleans()):
+        section = {k: draw(_value) for k in draw(st.lists(st.sampled_from(_meta_keys), max_size=6, unique=True))}
+        meta = {"schema_version": draw(st.sampled_from(["1.0.0", "2", 1, None])),
+                draw(st.sampled_from(["physics_parameters", "circuit", "other"])): section}
+        meta.update({k: draw(_value) for k in draw(st.lists(st.sampled_from(_meta_keys), max_size=3, unique=True))})
+    return arrays, meta
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(crafted=_crafted(), expect=st.dictionaries(st.sampled_from(_meta_keys), _value, max_size=3))
+def test_rules_never_raise_on_odd_shapes_and_values(tmp_path_factory, crafted, expect):
+    import json
+
+    from npztui.npz.errors import NpzError
+
+    arrays, meta = crafted
+
+    def finite(v):  # write_npz writes strict JSON: no NaN/inf
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, list):
+            return [finite(x) for x in v]
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        return v
+
+    meta = finite(meta)
+    path = write_npz(tmp_path_factory.mktemp("odd") / "f.npz", arrays, metadata=meta)
+    try:
+        with NpzReader(path) as r:
+            m = discover(r)
+            kind = kinds.detect_kind(r.info)
+            found = checks.intrinsic(r, m, kind, deep=True)
+            kinds.row_count(r.info, kind)
+    except NpzError:
+        return
+    found += compare(m.data, expect)
+    found += consistency([("a", m.data), ("b", meta)], list(expect))["a"]
+    for f in found:
+        assert f.code in RULES and f.severity in SEVERITIES
+        assert "\n" not in f.message
+        json.dumps(f.to_json())
+        checks.fmt(f.expected), checks.fmt(f.actual)
+    assert isinstance(passes(found, "strict"), bool)
