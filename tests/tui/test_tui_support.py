@@ -102,6 +102,8 @@ async def settle(pilot, timeout: float = 10.0) -> None:
         quiet += 1
         if quiet >= 2:
             break
+    # widgets such as DataTable lay out new rows on idle: give them that turn before reading the screen
+    await pilot.pause()
     await pilot.pause()
 
 

@@ -68,6 +68,7 @@ PANE_TITLES = {
 }
 PLOT_MODES = {"circuit": ("nyquist", "bode"), "ptycho": ("diffraction", "probe"), "generic": ("image",)}
 BEST_N = 50
+DATASET_PAGE = 100  # rows per SQL page (the table's page size)
 MAX_PLOTTED_ROWS = 6
 OPEN_DELAY = 0.2  # highlight → open, so scrolling through the list does not read every file
 PLOT_DELAY = 0.15
@@ -205,7 +206,7 @@ class NpzTuiApp(App[int]):
     def compose(self) -> ComposeResult:
         yield Tabs(*(Tab(PANE_TITLES[p], id=f"tab-{p}") for p in PANES), id="nav")
         with _Body(id="body"):
-            yield DatasetsPane(id="datasets")
+            yield DatasetsPane(page_size=DATASET_PAGE, id="datasets")
             with ContentSwitcher(initial="metadata", id="detail"):
                 yield MetadataPane(id="metadata")
                 yield FindingsPane(rule_explanation, id="findings")
@@ -308,7 +309,7 @@ class NpzTuiApp(App[int]):
         try:
             svc = self.service
             total = svc.count_datasets(filter_text or None)
-            rows = svc.list_datasets(filter_text or None, offset=0, limit=self.query_one(DatasetTable).page_size)
+            rows = svc.list_datasets(filter_text or None, offset=0, limit=DATASET_PAGE)
         except Exception as exc:  # noqa: BLE001 - shown in the pane, the app keeps running
             self.post_message(WorkFailed(Failure("datasets", None, _one_line(exc))))
             return

@@ -53,8 +53,8 @@ class DatasetTable(VirtualTable):
         "datasets--error", "datasets--warning", "datasets--ok", "datasets--muted", "datasets--unavailable",
     }
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(COLUMNS, self._format, empty_text="No datasets.", id=id)
+    def __init__(self, *, page_size: int = 100, id: str | None = None) -> None:
+        super().__init__(COLUMNS, self._format, page_size=page_size, empty_text="No datasets.", id=id)
 
     def _style(self, name: str):
         return self.get_component_rich_style(name, partial=True)
@@ -106,8 +106,9 @@ class DatasetsPane(Vertical):
             super().__init__()
             self.text = text
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, page_size: int = 100, id: str | None = None) -> None:
         super().__init__(id=id)
+        self._page_size = page_size
         self._debounce: Timer | None = None
         self.filter_text = ""
 
@@ -115,7 +116,7 @@ class DatasetsPane(Vertical):
         box = Input(placeholder="/ filter: name, kind, tag", id="dataset-filter", compact=True)
         box.cursor_blink = getattr(self.app, "cursor_blink", True)
         yield box
-        yield DatasetTable(id="dataset-table")
+        yield DatasetTable(page_size=self._page_size, id="dataset-table")
         yield Static(Text("Loading the catalog …", style="italic"), id="datasets-caption", classes="pane-caption")
 
     @property
