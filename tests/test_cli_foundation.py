@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import shutil
 import zipfile
 from pathlib import Path

@@ -11,7 +11,6 @@ import io
 import os
 import pickle
 import subprocess
-import sys
 import time
 import tracemalloc
 import zipfile
