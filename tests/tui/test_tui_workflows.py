@@ -303,3 +303,25 @@ async def test_ten_thousand_catalogued_datasets_are_paged(tui_env):
         await pilot.press("enter")
         await settle(pilot)
         assert table.total == 10 and table.cursor_row.filename.startswith("run_0999")
+
+
+@async_test
+async def test_runs_pane_lists_recorded_runs_best_first(tui_env):
+    from npztui.catalog import open_catalog  # test set-up only: record runs as a compute would
+
+    with open_catalog(tui_env.root / "catalog.sqlite3", owner="tester") as cat:
+        for name, score in (("grid 5 [fast]", 230.15), ("grid 8", 12.5)):
+            run_id = cat.create_run({"grid_size": 5}, name=name)
+            cat.start_run(run_id)
+            cat.set_run_status(run_id, "completed", best_score=score, samples_evaluated=3125)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("7")
+        await settle(pilot)
+        from npztui.tui.widgets.runs import RunsTable
+
+        table = app.query_one(RunsTable)
+        assert table.row_count == 2 and table.display
+        assert [table.get_row_at(i)[1].plain for i in range(2)] == ["grid 8", "grid 5 [fast]"]
+        assert "2 runs, best score first" in screen_text(app)
