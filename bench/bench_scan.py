@@ -6,7 +6,7 @@ deflated members decompresses, every array), measured in the same run.
 
 The corpus (1000 files: most small, some several MB; stored and deflated; a few
 arrays each, plus a JSON `_metadata` in some) is generated once under
-`bench/.corpus/` (git-ignored) and reused. Both sides are timed warm: each is
+`bench/.corpus/` (git-ignored; bench_rescan.py reuses it) and reused. Both sides are timed warm: each is
 run once untimed first so the page cache holds the files for both, then the
 best of several interleaved timed runs is reported, in CPU time of this process
 (a shared machine's other load would otherwise dominate the short header-only
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 import zipfile
@@ -89,9 +88,11 @@ def build_corpus(root: Path, n_files: int, seed: int = 1234) -> list[Path]:
     stamp = root / ".complete"
     want = f"{CORPUS_VERSION} {n_files} {seed}"
     if stamp.exists() and stamp.read_text() == want:
-        return sorted(root.glob("*.npz"))
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
+        return sorted(root.glob("f[0-9][0-9][0-9][0-9].npz"))
+    root.mkdir(parents=True, exist_ok=True)
+    stamp.unlink(missing_ok=True)
+    for old in root.glob("f[0-9][0-9][0-9][0-9].npz"):  # only our own files: the directory is shared
+        old.unlink()
     rng = np.random.default_rng(seed)
     paths = []
     for i in range(n_files):
@@ -155,11 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--corpus", type=Path, default=HERE / ".corpus" / "scan")
+    ap.add_argument("--corpus", type=Path, default=HERE / ".corpus")  # shared with bench_rescan.py
     ap.add_argument("--fresh", action="store_true", help="regenerate the corpus")
     args = ap.parse_args(argv)
     if args.fresh:
-        shutil.rmtree(args.corpus, ignore_errors=True)
+        (args.corpus / ".complete").unlink(missing_ok=True)
     t0 = time.perf_counter()
     paths = build_corpus(args.corpus, args.files)
     built = time.perf_counter() - t0
