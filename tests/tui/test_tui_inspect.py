@@ -95,6 +95,8 @@ async def test_brackets_in_names_and_values_are_text_not_markup(tui_env):
         assert "[key]: [value" in text
         tree = app.query_one(MetadataTree)
         assert tree.select_key("nested.[/]")  # dotted keys with brackets resolve too
+        assert tree.select_key("[/]") and tree.cursor_key == "nested.[/]"  # short keys are found where they live
+        assert not tree.select_key("absent")
         await pilot.press("3")
         await settle(pilot)
         assert app.is_running

@@ -151,9 +151,36 @@ class MetadataTree(Tree[_NodeData]):
             best = node = nxt
             self._populate(node)
 
+    def resolve_short_key(self, key: str, max_depth: int = 4) -> str | None:
+        """A short key (`nphotons`, `grid_size`) as the dotted path where it occurs, shallowest first."""
+        data = self.root.data.value if self.root.data is not None else None
+        if not isinstance(data, Mapping) or "." in key:
+            return None
+        level: list[tuple[str, Mapping[str, Any]]] = [("", data)]
+        for _ in range(max_depth):
+            nxt: list[tuple[str, Mapping[str, Any]]] = []
+            for prefix, mapping in level:
+                for k, v in list(mapping.items())[:MAX_CHILDREN]:
+                    path = f"{prefix}.{k}" if prefix else str(k)
+                    if str(k) == key:
+                        return path
+                    if isinstance(v, Mapping):
+                        nxt.append((path, v))
+            level = nxt
+        return None
+
     def select_key(self, key: str) -> bool:
-        """Expand down to `key`, move the cursor there; True if the exact key exists."""
+        """Expand down to `key`, move the cursor there; True if the key exists.
+
+        A short key the checks use (`nphotons`) is found where it lives
+        (`physics_parameters.nphotons`); a missing key selects its closest parent.
+        """
         node = self.find_key(key)
+        if node is None or node.data is None or node.data.key != key:
+            full = self.resolve_short_key(key)
+            if full is not None:
+                key = full
+                node = self.find_key(full)
         if node is None:
             return False
         parent = node.parent
