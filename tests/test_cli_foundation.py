@@ -388,3 +388,11 @@ def test_max_read_flag_caps_reads(capsys, tmp_path):
     assert run(capsys, "check", "--deep", path)[0] == 0
     code, out, err = run(capsys, "check", "--deep", "--max-read", "1k", path)
     assert code == 3 and "read limit" in err and err.count("\n") == 1
+
+
+def test_check_output_wraps_long_set_messages_within_80_columns(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run(capsys, "check", "--consistent", "nphotons,N", "data/npz/precomputed")
+    assert code == 1 and "SET_INCONSISTENT" in out
+    assert [line for line in out.splitlines() if len(line) > 80] == []
+    assert "ptycho_sim_nphotons1e9.npz=1e+09" in out  # wrapped, not cut

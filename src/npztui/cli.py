@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from .service import FileReport, NpzError, Service, expand_paths
 from .textfmt import human_bytes, shape_str, table
 
 EXIT_OK, EXIT_CHECKS, EXIT_USAGE, EXIT_UNREADABLE, EXIT_CATALOG = 0, 1, 2, 3, 4
+WRAP_COLUMNS = 80
 
 
 class UsageError(Exception):
@@ -170,9 +172,17 @@ def out_check(r: FileReport) -> None:
     counts = r.severity_counts()
     summary = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n)
     out(f"{r.path}  {'ok' if r.ok else 'FAIL'}{'  (' + summary + ')' if summary else ''}")
-    rows = [[f.severity, f.code, f.message] for f in sorted(r.findings, key=_severity_rank)]
-    for line in table(rows, indent="  "):
-        out(line)
+    findings = sorted(r.findings, key=_severity_rank)
+    rows = [[f.severity, f.code, ""] for f in findings]
+    lines = table(rows, indent="  ")
+    for f, head in zip(findings, lines):
+        head = head.ljust(len(lines[0])) + "  " if head else head
+        # Long messages (a set's values) wrap under themselves, keeping 80 columns.
+        width = max(WRAP_COLUMNS - len(head), 30)
+        wrapped = textwrap.wrap(f.message, width) or [""]
+        out(head + wrapped[0])
+        for more in wrapped[1:]:
+            out(" " * len(head) + more)
 
 
 def _severity_rank(f) -> int:
