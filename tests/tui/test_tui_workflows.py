@@ -325,3 +325,18 @@ async def test_runs_pane_lists_recorded_runs_best_first(tui_env):
         assert table.row_count == 2 and table.display
         assert [table.get_row_at(i)[1].plain for i in range(2)] == ["grid 8", "grid 5 [fast]"]
         assert "2 runs, best score first" in screen_text(app)
+
+
+@async_test
+async def test_file_given_on_the_command_line_can_be_tagged(tui_env):
+    app = make_app(tui_env.sample(GRID))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert app.current.name == GRID and app.current.dataset_id is not None  # catalogued by the scan
+        await pilot.press("4", "t")
+        await settle(pilot)
+        app.screen.query_one("#tag-label", Input).value = "from the command line"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        [tag] = app.service.list_tags()
+        assert (tag.row_index, tag.label, tag.dataset_id) == (1, "from the command line", app.current.dataset_id)

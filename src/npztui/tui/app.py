@@ -32,6 +32,7 @@ from npztui import config as npz_config
 from npztui.service import FileReport, Service, rule_explanation
 
 from .messages import (
+    DatasetResolved,
     DatasetsLoaded,
     DatasetsPage,
     Failure,
@@ -385,6 +386,27 @@ class NpzTuiApp(App[int]):
         self.load_datasets(self.filter_text, select_path=self._pending_select)
         self._pending_select = None
         self.refresh_status()
+        if self.current is not None and not self.current.dataset_id:
+            self.resolve_dataset(self.current)  # the file opened from the command line, now catalogued
+
+    @work(thread=True, exclusive=True, group="resolve")
+    def resolve_dataset(self, current: Current) -> None:
+        """The catalog record of the open file (wherever it sits in the list), so it can be tagged."""
+        try:
+            dataset = self.service.find_dataset(current.path)
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(WorkFailed(Failure("tags", current.key, _one_line(exc))))
+            return
+        if dataset is not None:
+            self.post_message(DatasetResolved(current.key, dataset))
+
+    @on(DatasetResolved)
+    def _dataset_resolved(self, message: DatasetResolved) -> None:
+        current = self.current
+        if current is None or message.key != current.key or current.dataset_id:
+            return
+        self.current = Current(current.key, current.path, current.name, message.dataset.id, current.kind)
+        self.load_tags(self.current)
 
     @on(VirtualTable.Highlighted, "#dataset-table")
     def _dataset_highlighted(self, message: VirtualTable.Highlighted) -> None:

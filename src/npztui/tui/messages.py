@@ -39,6 +39,15 @@ class ScanFinished(Message):
         self.result = result
 
 
+class DatasetResolved(Message):
+    """The catalog record of a file opened by path (from the command line)."""
+
+    def __init__(self, key: str, dataset: Any) -> None:
+        super().__init__()
+        self.key = key
+        self.dataset = dataset
+
+
 class ReportLoaded(Message):
     """`FileReport` (inspection + checks) for the open dataset."""
 
