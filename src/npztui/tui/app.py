@@ -1020,5 +1020,6 @@ def _one_line(exc: BaseException) -> str:
 def run_app(service: Service, path: Path | str | None) -> int:
     """Entry point for `npztui [PATH]`; returns the process exit code."""
     themes = load_themes(default_theme_dirs(service.settings.config_file))  # small files, read before the UI starts
-    result = NpzTuiApp(service, path, themes=themes).run()
-    return int(result or 0)
+    app = NpzTuiApp(service, path, themes=themes)
+    app.run()
+    return int(app.return_code or 0)  # 1 if the app itself failed (Textual prints why)
