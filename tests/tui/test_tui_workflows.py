@@ -340,3 +340,45 @@ async def test_file_given_on_the_command_line_can_be_tagged(tui_env):
         await settle(pilot)
         [tag] = app.service.list_tags()
         assert (tag.row_index, tag.label, tag.dataset_id) == (1, "from the command line", app.current.dataset_id)
+
+
+@async_test
+async def test_runs_pane_shows_iterations_and_enter_opens_the_linked_dataset(tui_env):
+    from npztui.config import load_settings
+    from npztui.service import ComputeConfig, Service
+
+    svc = Service(load_settings())  # a real compute, recorded the way `npztui compute` records it
+    result, run = svc.compute(ComputeConfig(grid_size=4, n_frequencies=10, spectrum="none"),
+                              tui_env.data / "user_generated", chunk_rows=128)
+    svc.catalog.start_run(failed := svc.catalog.create_run({"kind": "manual"}, name="broken"))
+    svc.catalog.set_run_status(failed, "failed", error_message="disk on fire")
+    svc.close()
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("7")
+        await settle(pilot)
+        from textual.widgets import Sparkline
+
+        from npztui.tui.widgets.runs import RunsPane, RunsTable
+
+        pane = app.query_one(RunsPane)
+        assert [r.status for r in pane.runs] == ["completed", "failed"]
+        assert app.run_detail is not None and app.run_detail.run.id == run.id
+        spark = app.query_one("#runs-sparkline", Sparkline)
+        assert len(spark.data) == run.iterations > 1 and spark.data[-1] == min(spark.data)
+        table = app.query_one(RunsTable)
+        assert table.get_row_at(1)[0].style  # failed is coloured, not plain
+        await pilot.press("down")
+        await settle(pilot)
+        assert "disk on fire" in screen_text(app)
+        before = app.current
+        await pilot.press("enter")  # no dataset: a note, nothing opened, still on Runs
+        await settle(pilot)
+        assert app.current is before and app.pane == "runs"
+        assert any("no linked dataset" in n.message for n in app._notifications)
+        await pilot.press("up", "enter")
+        await settle(pilot)
+        assert app.current is not None and app.current.path == result.path.resolve()
+        assert app.pane == "metadata" and app.current.kind == "circuit"
+        assert app.report is not None and app.report.path == app.current.path

@@ -39,6 +39,7 @@ from .messages import (
     PlotLoaded,
     ReportLoaded,
     ResultsLoaded,
+    RunDetailLoaded,
     RunsLoaded,
     ScanFinished,
     StatusLoaded,
@@ -165,6 +166,7 @@ class NpzTuiApp(App[int]):
         self.report: FileReport | None = None
         self.tags: list[Any] = []
         self.results_payload: Any | None = None
+        self.run_detail: RunDetailLoaded | None = None
         self.plot_mode: str | None = None
         self.plot_index = 0  # which diffraction pattern (ptycho)
         self.filter_text = ""
@@ -836,7 +838,42 @@ class NpzTuiApp(App[int]):
 
     @on(RunsLoaded)
     def _runs_loaded(self, message: RunsLoaded) -> None:
-        self.query_one(RunsPane).show_runs(message.runs)
+        pane = self.query_one(RunsPane)
+        pane.show_runs(message.runs)
+        if pane.current_run is not None:
+            self.load_run_detail(pane.current_run.id)
+
+    @on(RunsTable.RowHighlighted, "#runs-table")
+    def _run_highlighted(self) -> None:
+        run = self.query_one(RunsPane).current_run
+        if run is not None:
+            self.load_run_detail(run.id)
+
+    @work(thread=True, exclusive=True, group="run-detail")
+    def load_run_detail(self, run_id: str) -> None:
+        try:
+            run, iterations, dataset = self.service.get_run(run_id)
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(WorkFailed(Failure("runs", None, _one_line(exc))))
+            return
+        self.post_message(RunDetailLoaded(run, list(iterations), dataset))
+
+    @on(RunDetailLoaded)
+    def _run_detail_loaded(self, message: RunDetailLoaded) -> None:
+        self.run_detail = message
+        self.query_one(RunsPane).show_detail(message.run, message.iterations, message.dataset)
+
+    @on(RunsTable.RowSelected, "#runs-table")
+    def _run_selected(self) -> None:
+        """Enter on a run opens the dataset it produced."""
+        run = self.query_one(RunsPane).current_run
+        detail = self.run_detail
+        dataset = detail.dataset if detail is not None and run is not None and detail.run.id == run.id else None
+        if dataset is None:
+            self.notify("This run has no linked dataset (it did not complete).", timeout=3)
+            return
+        self.open_current(self._current_for_row(dataset))
+        self._show("metadata")
 
     # ------------------------------------------------------------------ status and sync
     @work(thread=True, exclusive=True, group="status")

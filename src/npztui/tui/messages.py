@@ -97,6 +97,14 @@ class RunsLoaded(Message):
         self.runs = runs
 
 
+class RunDetailLoaded(Message):
+    def __init__(self, run: Any, iterations: list[Any], dataset: Any | None) -> None:
+        super().__init__()
+        self.run = run
+        self.iterations = iterations
+        self.dataset = dataset
+
+
 class StatusLoaded(Message):
     def __init__(self, status: Any) -> None:
         super().__init__()
