@@ -197,3 +197,33 @@ def test_catalog_failure_is_exit_4(capsys, tmp_path, monkeypatch):
     assert code == 4 and err.startswith("npztui: error:") and "Traceback" not in err
     with pytest.raises(sqlite3.DatabaseError):
         sqlite3.connect(bad).execute("select 1 from sqlite_master").fetchall()
+
+
+def test_one_record_per_file_whatever_the_scan_order(capsys, tmp_path, monkeypatch):
+    """compute registers its output first, then the whole data root is scanned: no duplicate."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(SAMPLES, tmp_path / "data" / "npz" / "precomputed")
+    assert run(capsys, "compute", "--grid", "3", "--points", "10", "--spectrum", "none")[0] == 0
+    code, out, _ = run(capsys, "scan", "data/npz", "--json")
+    assert json_lines(out)[0]["added"] == 4  # the computed file is already known
+    assert Service().count_datasets() == 5
+    # a sub-directory scanned first, then its parent: still one record per file
+    other = tmp_path / "elsewhere"
+    shutil.copytree(SAMPLES, other / "sub")
+    run(capsys, "scan", other / "sub")
+    code, out, _ = run(capsys, "scan", other, "--json")
+    res = json_lines(out)[0]
+    assert res["unchanged"] == 4 and res["added"] == 0
+    assert Service().count_datasets() == 9
+
+
+def test_scanning_a_subdirectory_does_not_mark_its_siblings_unavailable(capsys, root):
+    shutil.copytree(root / "precomputed", root / "other")
+    run(capsys, "scan", root)
+    code, out, _ = run(capsys, "scan", root / "other", "--json")
+    assert json_lines(out)[0]["unavailable"] == 0
+    assert Service().count_datasets(available=False) == 0
+    (root / "other" / "sample_grid_5_test.npz").unlink()
+    code, out, _ = run(capsys, "scan", root / "other", "--json")
+    assert json_lines(out)[0]["unavailable"] == 1
+    assert [d.path for d in Service().list_datasets(available=False)] == ["other/sample_grid_5_test.npz"]

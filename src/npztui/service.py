@@ -110,6 +110,7 @@ __all__ = [
 
 # Metadata stored in the catalog is capped: the file stays the source of truth.
 MAX_CATALOG_METADATA_BYTES = 256 << 10
+DEFAULT_DATA_ROOT = Path("data/npz")
 MAX_CATALOG_ARRAYS = 200
 SCAN_BATCH = 200
 PREVIEW_BYTES = 4 << 20
@@ -511,7 +512,7 @@ class Service:
 
     def default_compute_dir(self) -> Path:
         """`<data root>/user_generated` (data root from settings, else `data/npz`)."""
-        return Path(self.settings.data_root or "data/npz") / "user_generated"
+        return Path(self.settings.data_root or DEFAULT_DATA_ROOT) / "user_generated"
 
     def compute(
         self,
@@ -629,7 +630,10 @@ class Service:
         one file layout. The configured `data_root` wins when it contains the
         target; else a root already known to the catalog that contains it
         (so scanning a sub-directory does not duplicate records); else the
-        target directory itself.
+        default data root (`data/npz` under the working directory, where `make run`
+        and `compute` look) when it contains the target; else the target
+        directory itself. Among known roots the broadest wins, so records
+        converge on one project root.
         """
         target = target.resolve()
         configured = Path(self.settings.data_root).resolve() if self.settings.data_root else None
@@ -638,7 +642,10 @@ class Service:
         roots = {Path(d.data_root) for d in (index or {}).values() if d.data_root}
         containing = [r for r in roots if _within(target, r)]
         if containing:
-            return max(containing, key=lambda r: len(r.parts))
+            return min(containing, key=lambda r: len(r.parts))
+        default = DEFAULT_DATA_ROOT.resolve()
+        if _within(target, default):
+            return default
         return target if target.is_dir() else target.parent
 
     def scan(self, root: str | os.PathLike, *, progress: Callable[[int, int, Path], None] | None = None,
@@ -656,6 +663,7 @@ class Service:
             raise NotFound(f"{root}: no such directory")
         cat = self.catalog
         index: dict[str, Dataset] | None = None
+        by_file: dict[str, Dataset] | None = None
         base = self._resolve_root(root_path, None)
         state = cat.file_state(base)
         if not state:  # maybe a sub-directory of a root the catalog already knows
@@ -688,6 +696,19 @@ class Service:
             else:
                 if old is None:
                     index = index if index is not None else self._my_datasets()
+                    if by_file is None:
+                        by_file = {str(Path(d.data_root) / d.path): d for d in index.values() if d.data_root}
+                    known = by_file.get(text)
+                    if known is not None and known.data_root != str(base):
+                        # Catalogued under another root (e.g. a sub-directory scanned first): one record per file.
+                        if (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                            result.unchanged += 1
+                        else:
+                            batch.append(self._dataset_record(Path(known.data_root), known.path, abs_path, st))
+                            result.updated += 1
+                        if progress is not None:
+                            progress(i + 1, len(listed), path)
+                        continue
                     other = index.get(rel)
                     if other is not None and other.data_root != str(base):
                         result.errors.append((str(path), "PATH_TAKEN",
@@ -709,7 +730,10 @@ class Service:
         if batch:
             cat.upsert_datasets(batch)
         if files is None:
-            result.unavailable = cat.mark_unavailable(base, present)
+            # Only what lies under the scanned directory can have vanished from it.
+            sub = root_path.relative_to(base).as_posix() if root_path != base else ""
+            outside = [p for p in state if sub and not p.startswith(sub + "/")]
+            result.unavailable = cat.mark_unavailable(base, present.union(outside))
         result.elapsed_s = time.monotonic() - started
         return result
 
