@@ -59,13 +59,18 @@ def _strict(v: Any) -> Any:
     return v
 
 
-def report_error(report: FileReport, as_json: bool) -> int:
-    """Print an unreadable file's typed error (stderr, and a JSON line with --json)."""
-    assert report.error is not None
-    err(f"{report.path}: {report.error.message}")
+def fail(path: Any, code: str, message: str, rc: int, as_json: bool, **extra: Any) -> int:
+    """A file a command cannot use: one line on stderr, and with --json the error line on stdout."""
+    err(f"{path}: {message}" if path else message)
     if as_json:
-        emit_json(report.error_json())
-    return EXIT_UNREADABLE
+        emit_json({"path": str(path), **extra, "error": {"code": code, "message": message}})
+    return rc
+
+
+def report_error(report: FileReport, as_json: bool) -> int:
+    """An unreadable file's typed error (exit 3)."""
+    assert report.error is not None
+    return fail(report.path, report.error.code, report.error.message, EXIT_UNREADABLE, as_json)
 
 
 def _service(args: argparse.Namespace) -> Service:
@@ -258,6 +263,28 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
 
 
+def _bounded(kind: type, test: Callable[[Any], bool], rule: str) -> Callable[[str], Any]:
+    """An argparse type: parse with `kind`, then refuse values failing `test` ("must be <rule>")."""
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return value
+
+    return parse
+
+
+_positive_int = _bounded(int, lambda v: v >= 1, "at least 1")
+_non_negative_int = _bounded(int, lambda v: v >= 0, "0 or more")
+_fraction = _bounded(float, lambda v: 0.0 < v < 1.0, "between 0 and 1 (exclusive)")
+_quality = _bounded(float, lambda v: 0.0 <= v <= 1.0, "between 0 and 1")
+
+
 SUBCOMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {}
 
 
@@ -319,8 +346,7 @@ META_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 def _tool_refused(path: Any, exc: Exception, as_json: bool) -> int:
     """One line on stderr (+ a JSON line); returns the exit code for the refusal."""
     if isinstance(exc, NpzError):
-        where = exc.path or path
-        err(f"{where}: {exc.message}")
+        err(f"{exc.path or path}: {exc.message}")
         if as_json:
             emit_json({"path": str(path), "error": exc.to_json()})
         return EXIT_UNREADABLE
@@ -337,10 +363,7 @@ def _tool_refused(path: Any, exc: Exception, as_json: bool) -> int:
                 out(f"  {f.severity} {f.code} ({Path(p).name}): {f.message}")
         return EXIT_CHECKS
     assert isinstance(exc, svc_mod.ToolError)
-    err(f"{exc.path or path}: {exc.message}" if (exc.path or path) else exc.message)
-    if as_json:
-        emit_json({"path": str(exc.path or path), "error": {"code": "USAGE", "message": exc.message}})
-    return EXIT_USAGE
+    return fail(exc.path or path, "USAGE", exc.message, EXIT_USAGE, as_json)
 
 
 _TOOL_ERRORS = (NpzError, svc_mod.ToolError)
@@ -526,16 +549,6 @@ def _p_meta_migrate(msub) -> None:
 META_SUBCOMMANDS += [_p_meta_set, _p_meta_migrate]
 
 
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
-    return v
-
-
 @subcommand("split")
 def _p_split(sub) -> None:
     p = sub.add_parser("split", help="split into {stem}_train.npz / {stem}_test.npz")
@@ -579,26 +592,6 @@ def _p_lineage(sub) -> None:
 # (nothing written).
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
-    return v
-
-
 def _hz(text: str) -> float:
     """A frequency: `0.1`, `1e5`, `100k`, `100 kHz`."""
     try:
@@ -615,10 +608,7 @@ def _circuit_failure(path: Any, exc: Exception, as_json: bool) -> int:
         code, message, rc = exc.code, str(exc).split(": ", 1)[-1], EXIT_USAGE
     else:  # IndexError / ValueError: rank out of range, bad option
         code, message, rc = "USAGE", str(exc).strip("'\""), EXIT_USAGE
-    err(f"{path}: {message}")
-    if as_json:
-        emit_json({"path": str(path), "error": {"code": code, "message": message}})
-    return rc
+    return fail(path, code, message, rc, as_json)
 
 
 _CIRCUIT_ERRORS = (NpzError, ValueError, IndexError)
@@ -822,10 +812,7 @@ def cmd_compute(args: argparse.Namespace) -> int:
         return 130
     except OSError as exc:
         e = svc_mod.os_error(exc.filename or out_dir, exc)
-        err(f"{e.path}: {e.message}")
-        if args.json:
-            emit_json({"path": str(e.path), "error": e.to_json()})
-        return EXIT_UNREADABLE
+        return fail(e.path, e.code, e.message, EXIT_UNREADABLE, args.json)
     if args.json:
         emit_json({**res.to_json(), "run_id": run.id if run else None})
         return EXIT_OK
@@ -1207,16 +1194,6 @@ def _p_scan(sub) -> None:
     p.add_argument("dirs", nargs="+", metavar="DIR")
     _common(p)
     p.set_defaults(func=cmd_scan)
-
-
-def _quality(text: str) -> float:
-    try:
-        q = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= q <= 1.0:
-        raise argparse.ArgumentTypeError(f"quality must be between 0 and 1, got {text}")
-    return q
 
 
 @subcommand("tag")
