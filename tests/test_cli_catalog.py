@@ -227,3 +227,11 @@ def test_scanning_a_subdirectory_does_not_mark_its_siblings_unavailable(capsys, 
     code, out, _ = run(capsys, "scan", root / "other", "--json")
     assert json_lines(out)[0]["unavailable"] == 1
     assert [d.path for d in Service().list_datasets(available=False)] == ["other/sample_grid_5_test.npz"]
+
+
+def test_check_works_with_a_broken_catalog(capsys, tmp_path, monkeypatch):
+    bad = tmp_path / "broken.sqlite3"
+    bad.write_bytes(b"not sqlite at all" * 64)
+    monkeypatch.setenv("NPZTUI_CATALOG", str(bad))
+    code, out, err = run(capsys, "check", SAMPLES / "ptycho_sim_nphotons1e9.npz")
+    assert code == 0 and err == "" and "ok" in out

@@ -364,10 +364,13 @@ class Service:
         """CONFIG_MISMATCH against the configuration the dataset is linked to (if any)."""
         if not self.settings.catalog.exists():
             return []
-        dataset = self.find_dataset(report.path)
-        if dataset is None or not dataset.circuit_config_id:
+        try:
+            dataset = self.find_dataset(report.path)
+            if dataset is None or not dataset.circuit_config_id:
+                return []
+            config = self.catalog.get_config(dataset.circuit_config_id)
+        except CatalogError:  # a broken catalog must not stop file checks; `db status` reports it
             return []
-        config = self.catalog.get_config(dataset.circuit_config_id)
         if config is None:
             return []
         expected: dict[str, Any] = {
