@@ -1131,8 +1131,8 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(done)
     else:
-        for backend, value in done.items():
-            out(f"{backend}: {'up to date' if not value and backend != 'sqlite' else f'migrated ({value})'}")
+        for backend, versions in done.items():
+            out(f"{backend}: " + (f"applied {', '.join(map(str, versions))}" if versions else "up to date"))
     return EXIT_OK
 
 

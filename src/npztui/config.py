@@ -16,6 +16,8 @@ from typing import Any
 
 import platformdirs
 
+from .catalog.util import default_catalog_path
+
 APP = "npztui"
 
 ENV = {
@@ -34,10 +36,6 @@ LIBPQ_ENV = ("PGSERVICE", "PGHOST", "PGDATABASE", "PGSERVICEFILE")
 def config_path() -> Path:
     env = os.environ.get("NPZTUI_CONFIG")
     return Path(env) if env else platformdirs.user_config_path(APP) / "config.toml"
-
-
-def default_catalog_path() -> Path:
-    return platformdirs.user_data_path(APP) / "catalog.sqlite3"
 
 
 @dataclass(frozen=True)

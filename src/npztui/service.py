@@ -497,9 +497,7 @@ class Service:
                 rs = _spectrum.row_spectrum(r, rank, compare=False)
                 curves.append(_plot.Curve(f"rank {rs.rank}", rs.spectrum))
                 freqs = rs.frequencies
-                if ref is None:
-                    ref = _plot.Curve("reference" + (" (assumed)" if rs.reference_source == "default" else ""),
-                                      rs.reference_spectrum, reference=True)
+                ref = ref or _reference_curve(rs)
         if freqs is None:
             return PlotData(kind)
         return _plot.plot_data(kind, freqs, curves, ref)
@@ -509,9 +507,8 @@ class Service:
                         color: bool = True) -> str:
         """The CLI's terminal plot of one row with its reference (plotext text)."""
         row = _plot.Curve(f"rank {rs.rank}", rs.spectrum)
-        ref = _plot.Curve("reference" + (" (assumed)" if rs.reference_source == "default" else ""),
-                          rs.reference_spectrum, reference=True)
-        return _plot.render(_plot.plot_data(kind, rs.frequencies, [row], ref), width, height, color=color)
+        data = _plot.plot_data(kind, rs.frequencies, [row], _reference_curve(rs))
+        return _plot.render(data, width, height, color=color)
 
     def default_compute_dir(self) -> Path:
         """`<data root>/user_generated` (data root from settings, else `data/npz`)."""
@@ -741,15 +738,22 @@ class Service:
         return result
 
     def _dataset_record(self, root: Path, rel: str, path: Path, st: os.stat_result) -> Dataset:
-        report = self.check([path], use_catalog=False)[0]
+        """One file's catalog record: inspection, intrinsic checks and summary from one open reader."""
         record = Dataset(path=rel, data_root=str(root), filename=path.name, size=st.st_size, mtime_ns=st.st_mtime_ns)
         try:
             record.sha256_16 = fingerprint(path)
         except NpzError:
             record.sha256_16 = None
-        if report.error is not None:
-            record.findings = {"error": 1, "warning": 0, "info": 0, "codes": [report.error.code],
-                               "unreadable": f"{report.error.code}: {report.error.message}"}
+        report = FileReport(path)
+        try:
+            with self.open(path) as r:
+                self._fill(report, r)
+                report.findings = checks.intrinsic(r, report.meta, report.kind)
+                if report.kind == kinds.CIRCUIT:
+                    self._circuit_summary(r, report, record)
+        except NpzError as exc:
+            record.findings = {"error": 1, "warning": 0, "info": 0, "codes": [exc.code],
+                               "unreadable": f"{exc.code}: {exc.message}"}
             return record
         assert report.info is not None and report.meta is not None
         record.kind = report.kind or kinds.GENERIC
@@ -757,27 +761,25 @@ class Service:
         record.findings = {**report.severity_counts(), "codes": sorted({f.code for f in report.findings})}
         record.metadata = _bounded_metadata(report.meta.data)
         record.arrays = [a.to_json() for a in report.info.arrays[:MAX_CATALOG_ARRAYS]]
-        if record.kind == kinds.CIRCUIT:
-            self._circuit_summary(path, report, record)
         return record
 
-    def _circuit_summary(self, path: Path, report: FileReport, record: Dataset) -> None:
+    @staticmethod
+    def _circuit_summary(reader: NpzReader, report: FileReport, record: Dataset) -> None:
         """grid size, frequency range and best resnorm: metadata first, the arrays otherwise."""
         data = report.meta.data if report.meta else None
         gs = resolve(data, "grid_size")
-        rows = record.rows or 0
+        rows = report.rows or 0
         root5 = round(rows ** 0.2) if rows else 0
         record.grid_size = checks.as_int(gs[1]) if gs else (root5 if root5**5 == rows and rows else None)
         try:
-            with self.open(path) as r:
-                f = r.info.array("frequencies")
-                if f is not None and len(f.shape) == 1 and f.dtype.kind in "fiu" and f.shape[0]:
-                    freqs = r.read("frequencies", max_bytes=16 << 20).astype(np.float64)
-                    record.n_frequencies = int(freqs.shape[0])
-                    record.freq_min, record.freq_max = _finite(freqs.min()), _finite(freqs.max())
-                best = _ranking.best(r, 1)
-                record.best_resnorm = _finite(best.rows[0].resnorm) if best.rows else None
-        except (NpzError, NotCircuitError, ValueError):
+            f = reader.info.array("frequencies")
+            if f is not None and len(f.shape) == 1 and f.dtype.kind in "fiu" and f.shape[0]:
+                freqs = reader.read("frequencies", max_bytes=16 << 20).astype(np.float64)
+                record.n_frequencies = int(freqs.shape[0])
+                record.freq_min, record.freq_max = _finite(freqs.min()), _finite(freqs.max())
+            best = _ranking.best(reader, 1)
+            record.best_resnorm = _finite(best.rows[0].resnorm) if best.rows else None
+        except (NpzError, NotCircuitError, ValueError):  # a summary gap, not an unreadable file
             pass
 
     def register_file(self, path: str | os.PathLike) -> Dataset | None:
@@ -966,7 +968,7 @@ class Service:
             server=server,
             server_configured=server is not None,
             online=self.online(),
-            pending=cat.pending_outbox_count(),
+            pending=local.pending_outbox or 0,
             conflicts=len(cat.conflicts()),
             data_root=str(self.settings.data_root) if self.settings.data_root else None,
             last_sync_at=local.last_sync_at,
@@ -977,17 +979,11 @@ class Service:
 
     def db_status(self) -> list[DbStatus]:
         """The local catalog (without creating it) and, if configured, the server."""
-        out = [_catalog.sqlite_status(self.settings.catalog)]
-        if self.settings.database_url is not None:
-            out.append(_catalog.server_status(self.settings.database_url))
-        return out
+        return _catalog.db_status(self.settings.catalog, self.settings.database_url)
 
-    def db_migrate(self) -> dict[str, Any]:
-        """Apply pending migrations locally (opening migrates) and on the server if configured."""
-        done: dict[str, Any] = {"sqlite": self.catalog.status().schema_version}
-        if self.settings.database_url is not None:
-            done["postgresql"] = _catalog.migrate_server(self.settings.database_url)
-        return done
+    def db_migrate(self) -> dict[str, list[int]]:
+        """Migrations applied now, per backend (an empty list: already up to date)."""
+        return _catalog.migrate(self.settings.catalog, self.settings.database_url)
 
 
 class _RunRecorder:
@@ -1027,6 +1023,12 @@ class _RunRecorder:
             )
         except CatalogError:
             return None
+
+
+def _reference_curve(rs: RowSpectrum) -> _plot.Curve:
+    """The reference drawn under a row's spectrum; "assumed" when the file records none."""
+    label = "reference" + (" (assumed)" if rs.reference_source == "default" else "")
+    return _plot.Curve(label, rs.reference_spectrum, reference=True)
 
 
 def _bounded_metadata(data: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -98,19 +98,22 @@ def sqlite_version(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
+def _up_to_date(what: str, current: int, target: int) -> bool:
+    """True when nothing is to apply; a schema newer than this npztui knows is refused."""
+    if current > target:
+        raise MigrationError(
+            f"{what} schema version {current} is newer than this npztui supports ({target}); upgrade npztui"
+        )
+    return current == target
+
+
 def migrate_sqlite(conn: sqlite3.Connection) -> list[int]:
     """Apply pending SQLite migrations; returns the versions applied by this call.
 
     `conn` must be in autocommit mode (isolation_level=None): transactions are
     managed here explicitly.
     """
-    target = latest_version("sqlite")
-    current = sqlite_version(conn)
-    if current > target:
-        raise MigrationError(
-            f"catalog schema version {current} is newer than this npztui supports ({target}); upgrade npztui"
-        )
-    if current == target:
+    if _up_to_date("catalog", sqlite_version(conn), latest_version("sqlite")):
         return []
     applied: list[int] = []
     conn.execute("BEGIN IMMEDIATE")
@@ -159,13 +162,8 @@ def migrate_pg(conn: Any) -> list[int]:
     """
     import psycopg
 
-    target = latest_version("postgres")
-    current = pg_version(conn)
-    if current > target:
-        raise MigrationError(
-            f"server schema version {current} is newer than this npztui supports ({target}); upgrade npztui"
-        )
-    if current == target:
+    current, target = pg_version(conn), latest_version("postgres")
+    if _up_to_date("server", current, target):
         return []
     applied: list[int] = []
     try:
